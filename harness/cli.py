@@ -1,0 +1,139 @@
+"""`pricebench` command line: verbs that read like sentences.
+
+pricebench tasks
+pricebench run --task amazon8 --model reference:human
+pricebench show <run-id>
+pricebench compare <run-id> <run-id>
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from harness.errors import InputError
+
+
+def _options(pairs: list[str]) -> dict:
+    """--option key=value (value parsed as JSON when it can be: numbers, true/false, lists)."""
+    options = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise InputError(f"expected key=value, got {pair!r}", field="--option")
+        key, value = pair.split("=", 1)
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def cmd_tasks(args) -> int:
+    from harness.tasks import all_tasks
+
+    print(f"{'task':<14}{'eval slice':<12}{'eval items':>11}{'train items':>13}  {'data hash':<18}source")
+    for task in all_tasks(data_dir=args.data_dir):
+        where = str(task.data_dir) if task.is_local else task.spec["source"]["hub"]["dataset"] + " (hub)"
+        print(f"{task.name:<14}{task.eval_slice:<12}{len(task.eval_items()):>11,}{len(task.train_items()):>13,}  "
+              f"{task.eval_hash:<18}{where}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from harness.runner import run
+
+    result = run(args.task, args.model, quant=args.quant, prompt=args.prompt, options=_options(args.option),
+                 eval_slice=args.slice, data_dir=args.data_dir, store=args.store)
+    if args.json:
+        print(json.dumps({"run_id": result.run_id, "path": str(result.path) if result.path else None,
+                          "cached": result.cached, "published": result.published, "metrics": result.metrics}))
+        return 0
+    print(result.summary())
+    if result.published:
+        print(f"(published figure from {result.manifest.get('source')}; per-item data needs the offline files)")
+    else:
+        state = "cached: nothing recomputed" if result.cached else f"{result.computed} items predicted"
+        print(f"run {result.run_id} ({state}) -> {result.path}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from harness.runner import load_run
+    from harness.store import RunStore
+
+    result = load_run(RunStore(args.store).find(args.run))
+    m, man = result.metrics, result.manifest
+    print(result.summary())
+    print(f"run {result.run_id}: task {man['task']} ({man['n_items']} items), model {man['model']}, "
+          f"quant {man.get('quant')}, prompt {man.get('prompt_style')}, status {man.get('status')}")
+    print(f"colours: green {m['green']}  orange {m['orange']}  red {m['red']}   "
+          f"timings: {man.get('timings')}   cost ${man.get('cost_usd', 0):.4f}")
+    worst = result.df.sort_values("error", ascending=False).head(args.worst)
+    print(f"\nworst {len(worst)} misses:")
+    for row in worst.itertuples():
+        print(f"  {row.id:<16} truth ${row.truth:>9,.2f}  guess ${row.guess:>9,.2f}  error ${row.error:>9,.2f}  "
+              f"{str(row.title)[:60]}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from harness.runner import load_run
+    from harness.scoring import paired_bootstrap
+    from harness.store import RunStore
+
+    store = RunStore(args.store)
+    a, b = (load_run(store.find(r)) for r in (args.run_a, args.run_b))
+    merged = a.df[["id", "error"]].merge(b.df[["id", "error"]], on="id", suffixes=("_a", "_b"))
+    if merged.empty:
+        raise InputError("the two runs share no items", field="run")
+    test = paired_bootstrap(merged["error_a"], merged["error_b"])
+    print(f"A: {a.summary()}\nB: {b.summary()}")
+    print(f"on {test['n']} shared items: mean(error A - error B) = ${test['mean_diff']:,.2f}, "
+          f"95% CI [${test['ci_low']:,.2f}, ${test['ci_high']:,.2f}], p = {test['p_value']:.4f}")
+    verdict = {"A": "A is significantly better", "B": "B is significantly better",
+               None: "no significant difference"}[test["better"]]
+    print(verdict)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pricebench", description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", help="offline data folder (default $PRICEBENCH_DATA; unset = Hugging Face hub)")
+    parser.add_argument("--store", help="run store folder (default $PRICEBENCH_STORE or ./runs)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("tasks", help="list the registered tasks").set_defaults(func=cmd_tasks)
+
+    p = sub.add_parser("run", help="run a model on a task (or reuse the stored run)")
+    p.add_argument("--task", required=True, help="task name or path to a task YAML")
+    p.add_argument("--model", required=True, help="backend:name, e.g. reference:human, hf:<checkpoint>")
+    p.add_argument("--quant", default="none", choices=["none", "8bit", "4bit"])
+    p.add_argument("--prompt", choices=["base", "chat"], help="prompt style (default: the backend's)")
+    p.add_argument("--option", "-o", action="append", metavar="KEY=VALUE", help="backend option, repeatable")
+    p.add_argument("--slice", help="evaluation slice, e.g. 0:250 or all (default: the task's)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("show", help="metrics, CI and worst misses of a stored run")
+    p.add_argument("run", help="run id or unique prefix")
+    p.add_argument("--worst", type=int, default=10)
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("compare", help="paired bootstrap: is run A better than run B?")
+    p.add_argument("run_a")
+    p.add_argument("run_b")
+    p.set_defaults(func=cmd_compare)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as e:
+        print(f"pricebench: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

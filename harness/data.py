@@ -1,0 +1,159 @@
+"""Items: the schema, validated loading from local JSONL, and loading from the Hugging Face hub.
+
+Validation is strict because one bad price silently shifts every metric: the first problem
+raises an InputError naming the file, line and field, before anything is run or written.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness.errors import InputError
+
+REQUIRED_FIELDS = ("id", "title", "text", "details", "category", "price")
+OPTIONAL_FIELDS = ("price_exact", "source")
+MAX_PRICE = 100_000.0  # the course keeps [0.50, 999.49]; anything past this is a data bug
+
+BASE_QUESTION = "How much does this cost to the nearest dollar?\n\n"
+PRICE_SUFFIX = re.compile(r"\n\nPrice is \$[\d.,]*\s*$")
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    title: str
+    text: str
+    details: str | None
+    category: str | None
+    price: float
+    price_exact: bool = True
+    source: str | None = None
+
+    def details_dict(self) -> dict:
+        """Amazon's `details` JSON as a dict ({} when absent or unreadable)."""
+        if not self.details:
+            return {}
+        try:
+            value = json.loads(self.details)
+        except (TypeError, ValueError):
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_slice(spec, *, path=None, field="slice") -> slice:
+    """'0:250', '250:', 'all' or None -> a Python slice."""
+    if spec is None or spec == "all":
+        return slice(None)
+    if isinstance(spec, int):
+        return slice(0, spec)
+    m = re.fullmatch(r"\s*(\d*)\s*:\s*(\d*)\s*", str(spec))
+    if not m:
+        raise InputError(f"bad slice {spec!r}: use 'START:END', 'START:', or 'all'", path=path, field=field)
+    start, stop = (int(x) if x else None for x in m.groups())
+    return slice(start, stop)
+
+
+def _check_item(obj, path, line, seen) -> Item:
+    if not isinstance(obj, dict):
+        raise InputError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=line)
+    for name in REQUIRED_FIELDS:
+        if name not in obj:
+            raise InputError("missing field", path=path, line=line, field=name)
+    extra = sorted(set(obj) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
+    if extra:
+        raise InputError(f"unknown field (allowed: {', '.join(REQUIRED_FIELDS + OPTIONAL_FIELDS)})",
+                         path=path, line=line, field=extra[0])
+    item_id = obj["id"]
+    if not isinstance(item_id, str) or not item_id.strip():
+        raise InputError("must be a non-empty string", path=path, line=line, field="id")
+    if item_id in seen:
+        raise InputError(f"duplicate id {item_id!r} (first on line {seen[item_id]})", path=path, line=line, field="id")
+    seen[item_id] = line
+    price = obj["price"]
+    if isinstance(price, bool) or not isinstance(price, (int, float)):
+        raise InputError(f"must be a number, got {price!r}", path=path, line=line, field="price")
+    if not math.isfinite(price) or price <= 0:
+        raise InputError(f"must be a positive finite number, got {price!r}", path=path, line=line, field="price")
+    if price > MAX_PRICE:
+        raise InputError(f"absurd price {price!r} (over {MAX_PRICE:,.0f})", path=path, line=line, field="price")
+    for name in ("title", "text"):
+        if not isinstance(obj[name], str):
+            raise InputError("must be a string", path=path, line=line, field=name)
+    if not obj["text"].strip():
+        raise InputError("is empty", path=path, line=line, field="text")
+    for name in ("details", "category", "source"):
+        if obj.get(name) is not None and not isinstance(obj[name], str):
+            raise InputError("must be a string or null", path=path, line=line, field=name)
+    if not isinstance(obj.get("price_exact", True), bool):
+        raise InputError("must be true or false", path=path, line=line, field="price_exact")
+    return Item(id=item_id, title=obj["title"], text=obj["text"], details=obj["details"],
+                category=obj["category"], price=float(price), price_exact=obj.get("price_exact", True),
+                source=obj.get("source"))
+
+
+def read_items(path, item_slice=None) -> list[Item]:
+    """Read and validate a whole JSONL file, then cut the slice (ids are checked file-wide)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError("data file not found (set --data-dir or PRICEBENCH_DATA)", path=path) from None
+    items, seen = [], {}
+    for number, line_bytes in enumerate(raw.split(b"\n"), start=1):
+        if not line_bytes.strip():
+            continue
+        try:
+            line = line_bytes.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(f"invalid UTF-8 at byte {e.start}", path=path, line=number) from None
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"invalid JSON: {e.msg} (column {e.colno})", path=path, line=number) from None
+        items.append(_check_item(obj, path, number, seen))
+    if not items:
+        raise InputError("holds no items", path=path)
+    return items[item_slice] if item_slice is not None else items
+
+
+def items_from_hub_rows(rows, id_prefix: str, source: str, indices=None) -> list[Item]:
+    """Rows of `ed-donner/pricer-data` style datasets (columns text, price) -> Items.
+
+    The hub's `text` is the whole training prompt (question, body, 'Price is $NN.00');
+    we keep the body only, so our own prompt templates apply as for local data.
+    """
+    items = []
+    for i, row in zip(indices if indices is not None else range(len(rows)), rows):
+        text = row["text"]
+        body = text[len(BASE_QUESTION):] if text.startswith(BASE_QUESTION) else text
+        body = PRICE_SUFFIX.sub("", body).strip()
+        obj = {"id": f"{id_prefix}-{i:04d}", "title": body.split("\n", 1)[0], "text": body,
+               "details": None, "category": row.get("category"), "price": row["price"]}
+        items.append(_check_item(obj, source, i + 1, {}))
+    return items
+
+
+def load_hub_items(dataset: str, split: str, id_prefix: str, item_slice=None, cache_dir=None) -> list[Item]:
+    """Load a split from the hub (or a local folder laid out like a hub dataset repo)."""
+    import datasets
+
+    ds = datasets.load_dataset(dataset, split=split, cache_dir=cache_dir)
+    indices = range(len(ds))[item_slice] if item_slice is not None else range(len(ds))
+    rows = ds.select(indices)
+    return items_from_hub_rows(rows, id_prefix, f"{dataset}[{split}]", indices)
+
+
+def data_hash(items) -> str:
+    """Content hash of items in order: what a run's identity and a fitted model's cache key use."""
+    h = hashlib.sha256()
+    for item in items:
+        h.update(json.dumps([item.id, item.text, item.details, item.price], ensure_ascii=False).encode())
+        h.update(b"\n")
+    return h.hexdigest()[:16]

@@ -1,0 +1,106 @@
+"""`reference:<run>`: a recorded run (the human, GPT-4o, the course's Llama...) replayed as a run.
+
+Per-item predictions live only in the offline data folder (references.jsonl). A user who
+loads from the hub still gets the course's published figures from the task spec, marked
+as published, without CI or drill-down.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from harness.errors import InputError
+from harness.predictors.base import ModelSpec, Predictor, Reply
+
+FIELDS = ("run", "label", "kind", "source", "item_ids", "predictions")
+
+
+@lru_cache(maxsize=16)
+def read_references(path: Path) -> dict[str, dict]:
+    runs = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"invalid JSON: {e.msg}", path=path, line=number) from None
+        for name in FIELDS:
+            if name not in obj:
+                raise InputError("missing field", path=path, line=number, field=name)
+        if len(obj["item_ids"]) != len(obj["predictions"]):
+            raise InputError("item_ids and predictions differ in length", path=path, line=number,
+                             field="predictions")
+        bad = [p for p in obj["predictions"] if isinstance(p, bool) or not isinstance(p, (int, float))]
+        if bad:
+            raise InputError(f"non-numeric prediction {bad[0]!r}", path=path, line=number, field="predictions")
+        obj["hash"] = hashlib.sha256(line.encode()).hexdigest()[:16]
+        runs[obj["run"]] = obj
+    return runs
+
+
+class ReferencePredictor(Predictor):
+    batch_size = 1000
+    default_prompt = "base"
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__(spec)
+        self.run_name = spec.target
+        self._record: dict | None = None
+
+    def _recorded(self, task) -> dict | None:
+        path = task.references_path
+        if path is None:
+            return None
+        runs = read_references(path)
+        if self.run_name not in runs:
+            raise InputError(f"no recorded run {self.run_name!r} (known: {', '.join(runs)})", path=path,
+                             field="run")
+        return runs[self.run_name]
+
+    def published(self, task) -> dict | None:
+        """The course's published row, for when no per-item file is available."""
+        if task.references_path is not None:
+            return None
+        for row in task.published:
+            if row["run"] == self.run_name:
+                return {**row, "source": row.get("source", task.spec.get("published_source", ""))}
+        known = ", ".join(r["run"] for r in task.published)
+        raise InputError(f"no published run {self.run_name!r} for task {task.name} (known: {known})",
+                         path=task.spec.path, field="published")
+
+    def identity(self, task) -> dict:
+        record = self._recorded(task)
+        return {"references_hash": record["hash"]} if record else {}
+
+    def prepare(self, task) -> None:
+        record = self._recorded(task)
+        self._record = record
+        self._by_id = dict(zip(record["item_ids"], record["predictions"]))
+        self.kind = record["kind"]
+        missing = [item.id for item in task.eval_items() if item.id not in self._by_id]
+        if missing:
+            raise InputError(f"recorded run {self.run_name!r} has no prediction for {missing[0]} "
+                             f"({len(missing)} items missing; it covers {len(self._by_id)} items: "
+                             f"use the task's default slice)", path=task.references_path, field="item_ids")
+
+    def label(self) -> str:
+        return self._record["label"] if self._record else self.spec.name
+
+    def predict_batch(self, requests):
+        return [Reply(raw=f"{self._by_id[r.item.id]:.2f}", price=float(self._by_id[r.item.id]))
+                for r in requests]
+
+    def run_info(self) -> dict:
+        if not self._record:
+            return {}
+        return {"label": self._record["label"], "kind": self._record["kind"], "source": self._record["source"],
+                "provenance": "recorded", "reported_mae": self._record.get("reported_mae")}
+
+
+def create(spec: ModelSpec) -> Predictor:
+    if not spec.target:
+        raise InputError("reference needs a run name, e.g. reference:human", field="model")
+    return ReferencePredictor(spec)
