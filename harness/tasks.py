@@ -94,7 +94,10 @@ class Task:
             hub = self.spec["source"]["hub"]
             for n, part in enumerate(hub["train"]):
                 s = parse_slice(part.get("slice"), path=self.spec.path, field=f"source.hub.train.{n}.slice")
-                items += load_hub_items(hub["dataset"], part["split"], hub["id_prefix"], s)
+                # test-split items keep the eval ids (amazon8-0250...); other splits get their own
+                prefix = hub["id_prefix"] if part["split"] == hub.get("test_split", "test") \
+                    else f"{hub['id_prefix']}-{part['split']}"
+                items += load_hub_items(hub["dataset"], part["split"], prefix, s)
         eval_ids = {item.id for item in self.eval_items()}
         leaked = [item.id for item in items if item.id in eval_ids]
         if leaked:
