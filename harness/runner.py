@@ -165,7 +165,7 @@ def _run(task: Task, spec: ModelSpec, predictor, store: RunStore, progress) -> R
         session["prepare_s"] = round(time.perf_counter() - t0, 3)
         t1, last_flush, buffer = time.perf_counter(), time.perf_counter(), []
         bar = tqdm(total=len(todo), desc=f"{spec.name} | {task.name}", unit="item",
-                   disable=(progress is False) or None if progress is None else not progress, leave=False)
+                   disable=None if progress is None else not progress, leave=False)
         try:
             for request, reply in predictor.predict(todo):
                 record = make_record(request, reply)
