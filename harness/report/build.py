@@ -1,0 +1,137 @@
+"""Render a report folder: index (leaderboards), comparisons, a page per task and per run.
+
+jinja2 with autoescape on: every product title, model reply and manifest value is escaped
+by the template engine, never by hand. The folder is built next to its final place and
+swapped in at the end, so a failed build never leaves a half-written report.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import shutil
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from harness.report.aggregate import comparisons, rank
+from harness.report.collect import Entry, Missing
+from harness.report.svg import mae_bars, scatter
+from harness.scoring import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, SCORING_VERSION
+
+HERE = Path(__file__).resolve().parent
+WORST = 10
+
+
+@dataclass
+class BoardInfo:
+    """What the pages say about the leaderboard they show."""
+
+    name: str
+    title: str
+    description: str
+    tasks: list[str]
+
+
+def _money(value) -> str:
+    return "—" if value is None else f"${value:,.2f}"
+
+
+def _signed_money(value) -> str:
+    return f"{'+' if value >= 0 else '−'}${abs(value):,.2f}"
+
+
+def _cost(value) -> str:
+    if value is None:
+        return "—"
+    return "$0" if value == 0 else f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+
+
+def _rate(value) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.2f}"
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.filters.update(money=_money, signed_money=_signed_money, cost=_cost, rate=_rate)
+    env.globals["bars"] = lambda c: mae_bars([(name, e.metrics) for name, e in c.variants])
+    return env
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("pricebench")
+    except importlib.metadata.PackageNotFoundError:
+        return "dev"
+
+
+def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[Missing] = ()) -> Path:
+    """Write the report folder `out_dir` (replacing it) and return the path of its index.html."""
+    out_dir = Path(out_dir)
+    tasks = list(dict.fromkeys(board.tasks + [e.task for e in entries]))
+    board = BoardInfo(board.name, board.title, board.description, tasks)
+    by_task, missing_by_task = defaultdict(list), defaultdict(list)
+    for e in entries:
+        by_task[e.task].append(e)
+    for m in missing:
+        missing_by_task[m.task].append(m)
+    ranked = {t: rank(by_task[t]) for t in tasks}
+    groups = {t: comparisons(by_task[t]) for t in tasks}
+    notes = {t: _task_note(by_task[t]) for t in tasks}
+
+    env = environment()
+    common = {"board": board, "built": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "version": _version(), "scoring": SCORING_VERSION, "samples": f"{BOOTSTRAP_SAMPLES:,}",
+              "seed": BOOTSTRAP_SEED, "ranked": ranked, "missing": missing_by_task, "groups": groups,
+              "task_notes": notes}
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        shutil.copytree(HERE / "assets", staging / "assets")
+        (staging / "runs").mkdir()
+        _write(staging / "index.html", env.get_template("index.html.j2").render(root="", **common))
+        _write(staging / "compare.html", env.get_template("compare.html.j2").render(root="", **common))
+        if len(tasks) > 1:
+            (staging / "tasks").mkdir()
+            page = env.get_template("task.html.j2")
+            for t in tasks:
+                _write(staging / "tasks" / f"{t}.html", page.render(root="../", task=t, **common))
+        page = env.get_template("run.html.j2")
+        for e in entries:
+            if e.page:
+                _write(staging / e.page, _run_page(page, e, common))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir / "index.html"
+
+
+def _task_note(entries: list[Entry]) -> str:
+    sizes = sorted({e.metrics.get("n") for e in entries if e.metrics.get("n")})
+    runs = len(entries)
+    items = " / ".join(f"{n:,}" for n in sizes) or "?"
+    return f"{runs} row{'s' if runs != 1 else ''} · {items} evaluation items"
+
+
+def _run_page(template, e: Entry, common: dict) -> str:
+    df = e.items
+    worst = df.nlargest(WORST, "error")
+    return template.render(
+        root="../", e=e, chart=scatter(df["truth"].to_numpy(), df["guess"].to_numpy(), df["colour"].tolist(),
+                                       df["id"].tolist()),
+        items=df.to_dict("records"), worst=worst.to_dict("records"),
+        manifest_json=json.dumps(e.manifest, indent=2, ensure_ascii=False, default=str), **common)
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
