@@ -62,10 +62,12 @@ class Entry:
 
     @property
     def cost_usd(self) -> float | None:
-        return None if self.provenance == "published" else self.manifest.get("cost_usd")
+        return self.manifest.get("cost_usd") if self.provenance == "measured" else None
 
     @property
     def items_per_s(self) -> float | None:
+        if self.provenance != "measured":      # replaying a recorded run says nothing about speed
+            return None
         return (self.manifest.get("timings") or {}).get("items_per_s")
 
     @property

@@ -29,7 +29,7 @@ def scatter(truth, guess, colour, ids=None, *, size=460, pad=52) -> Markup:
     truth, guess = np.asarray(truth, float), np.asarray(guess, float)
     top = nice_ceiling(max(float(truth.max(initial=1)), min(float(guess.max(initial=1)),
                                                              1.5 * float(truth.max(initial=1)))))
-    plot = size - pad - 16
+    plot = size - pad - 26          # room on the right for the last tick label
     def sx(v): return pad + plot * min(max(v, 0.0), top) / top
     def sy(v): return 16 + plot - plot * min(max(v, 0.0), top) / top
     parts = [f'<svg class="scatter" viewBox="0 0 {size} {size}" width="{size}" height="{size}" '
