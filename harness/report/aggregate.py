@@ -63,21 +63,32 @@ def rank(entries: list[Entry]) -> list[Row]:
 
 
 def _test_pairs(pairs: list[tuple["Row", "Row"]]) -> None:
-    """Paired bootstrap of each (row, row above); pairs on identical item lists share the draws."""
-    batched = defaultdict(list)
-    for row, above in pairs:
-        a, b = row.entry.items, above.entry.items
-        if len(a) == len(b) and (a["id"].to_numpy() == b["id"].to_numpy()).all():
-            batched[len(a)].append((row, above))
-            continue
-        merged = a[["id", "error"]].merge(b[["id", "error"]], on="id", suffixes=("_a", "_b"))
-        if len(merged):
-            row.versus_above = paired_bootstrap(merged["error_a"], merged["error_b"])
-            row.above_label = above.entry.label
-    for group in batched.values():
-        results = paired_bootstrap_many([(r.entry.errors, above.entry.errors) for r, above in group])
-        for (row, above), result in zip(group, results):
+    results = paired_tests([(row.entry, above.entry) for row, above in pairs])
+    for (row, above), result in zip(pairs, results):
+        if result is not None:
             row.versus_above, row.above_label = result, above.entry.label
+
+
+def paired_tests(pairs: list[tuple[Entry, Entry]]) -> list[dict | None]:
+    """Paired bootstrap of each (A, B) on their shared items (None when they share none).
+
+    Pairs on identical item lists share the resampling draws and run as one batch.
+    """
+    results: list[dict | None] = [None] * len(pairs)
+    batched = defaultdict(list)
+    for k, (a, b) in enumerate(pairs):
+        ia, ib = a.items, b.items
+        if len(ia) == len(ib) and (ia["id"].to_numpy() == ib["id"].to_numpy()).all():
+            batched[len(ia)].append(k)
+            continue
+        merged = ia[["id", "error"]].merge(ib[["id", "error"]], on="id", suffixes=("_a", "_b"))
+        if len(merged):
+            results[k] = paired_bootstrap(merged["error_a"], merged["error_b"])
+    for group in batched.values():
+        for k, result in zip(group, paired_bootstrap_many([(pairs[k][0].errors, pairs[k][1].errors)
+                                                            for k in group])):
+            results[k] = result
+    return results
 
 
 @dataclass
@@ -103,22 +114,18 @@ def comparisons(entries: list[Entry]) -> dict[str, list[Comparison]]:
     for (model, prompt), variants in sorted(by_quant.items(), key=lambda kv: str(kv[0])):
         if len(variants) > 1:
             ordered = [(q, variants[q]) for q in QUANTS if q in variants]
-            out["quant"].append(_compare(f"{model}, {prompt} prompt", "quantization", model,
-                                         f"prompt {prompt}", ordered))
+            out["quant"].append(Comparison(f"{model}, {prompt} prompt", "quantization", model, f"prompt {prompt}",
+                                           ordered))
     for (model, quant), variants in sorted(by_prompt.items(), key=lambda kv: str(kv[0])):
         if len(variants) > 1:
             ordered = [(p, variants[p]) for p in ("base", "chat") if p in variants]
-            out["prompt"].append(_compare(f"{model}, quantization {quant}", "prompt style", model,
-                                          f"quant {quant}", ordered))
+            out["prompt"].append(Comparison(f"{model}, quantization {quant}", "prompt style", model, f"quant {quant}",
+                                            ordered))
+    # Each variant against the group's first one (e.g. 8bit vs none), all tests in one batch.
+    wanted = [(c, name, entry) for group in out.values() for c in group for name, entry in c.variants[1:]
+              if entry.has_items and c.variants[0][1].has_items]
+    results = paired_tests([(entry, c.variants[0][1]) for c, _, entry in wanted])
+    for (c, name, _), result in zip(wanted, results):
+        if result is not None:
+            c.tests[name] = result
     return out
-
-
-def _compare(title, axis, model, fixed, variants) -> Comparison:
-    comparison = Comparison(title=title, axis=axis, model=model, fixed=fixed, variants=variants)
-    _, first = variants[0]
-    for name, entry in variants[1:]:
-        if first.has_items and entry.has_items:
-            merged = entry.items[["id", "error"]].merge(first.items[["id", "error"]], on="id", suffixes=("_a", "_b"))
-            if len(merged):
-                comparison.tests[name] = paired_bootstrap(merged["error_a"], merged["error_b"])
-    return comparison

@@ -5,6 +5,7 @@ is escaped.
 """
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -46,10 +47,13 @@ def scatter(truth, guess, colour, ids=None, *, size=460, pad=52) -> Markup:
     parts.append(f'<text x="{pad + plot / 2}" y="{size - 4}" class="axis" text-anchor="middle">true price</text>'
                  f'<text x="14" y="{16 + plot / 2}" class="axis" text-anchor="middle" '
                  f'transform="rotate(-90 14 {16 + plot / 2})">predicted price</text>')
-    ids = ids if ids is not None else [""] * len(truth)
-    for t, g, c, i in zip(truth, guess, colour, ids):
-        parts.append(f'<circle class="pt pt-{escape(c)}" cx="{sx(t):.1f}" cy="{sy(g):.1f}" r="3">'
-                     f'<title>{escape(i)}: truth ${t:,.2f}, guess ${g:,.2f}</title></circle>')
+    xs = pad + plot * np.clip(truth, 0.0, top) / top
+    ys = 16 + plot - plot * np.clip(guess, 0.0, top) / top
+    ids = [html.escape(str(i)) for i in ids] if ids is not None else [""] * len(truth)
+    kinds = [c if c in COLOURS else "red" for c in colour]      # class names from a fixed set only
+    parts += [f'<circle class="pt pt-{c}" cx="{x:.1f}" cy="{y:.1f}" r="3"><title>{i}: truth ${t:,.2f}, '
+              f'guess ${g:,.2f}</title></circle>'
+              for x, y, t, g, c, i in zip(xs.tolist(), ys.tolist(), truth.tolist(), guess.tolist(), kinds, ids)]
     parts.append("</svg>")
     return Markup("".join(parts))
 

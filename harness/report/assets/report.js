@@ -3,7 +3,7 @@
   "use strict";
   function key(cell, type) {
     var raw = cell.hasAttribute("data-sort") ? cell.getAttribute("data-sort") : cell.textContent.trim();
-    if (type === "num") { var v = parseFloat(raw); return isNaN(v) ? null : v; }
+    if (type === "num") { var v = parseFloat(raw.replace(/[$,%\s]/g, "")); return isNaN(v) ? null : v; }
     return raw.toLowerCase();
   }
   function sortBy(table, th, index) {
