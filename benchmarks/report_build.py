@@ -23,7 +23,6 @@ import numpy as np
 from harness.predictors import register_backend
 from harness.predictors.base import Predictor, Reply
 
-
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -55,8 +54,8 @@ def build_store(store: Path, runs: int, items: int, data_dir) -> None:
     t0 = time.perf_counter()
     for k in range(runs):
         quant = ("none", "8bit", "4bit")[k % 3]     # 17 models x 3 quant levels: comparisons too
-        run("amazon8", f"synthetic:model-{k // 3}", quant=quant, eval_slice=f"0:{items}", data_dir=data_dir, store=store,
-            progress=False)
+        run("amazon8", f"synthetic:model-{k // 3}", quant=quant, eval_slice=f"0:{items}", data_dir=data_dir,
+            store=store, progress=False)
     print(f"store: {runs} runs x {items} items ready in {time.perf_counter() - t0:.1f} s ({store})")
 
 

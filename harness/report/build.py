@@ -55,6 +55,10 @@ def _cost(value) -> str:
     return "$0" if value == 0 else f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
 
 
+def _pvalue(value) -> str:
+    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
+
+
 def _rate(value) -> str:
     if value is None:
         return "—"
@@ -64,7 +68,7 @@ def _rate(value) -> str:
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
-    env.filters.update(money=_money, signed_money=_signed_money, cost=_cost, rate=_rate)
+    env.filters.update(money=_money, signed_money=_signed_money, cost=_cost, rate=_rate, pvalue=_pvalue)
     env.globals["bars"] = lambda c: mae_bars([(name, e.metrics) for name, e in c.variants])
     return env
 
