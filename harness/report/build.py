@@ -105,14 +105,14 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
     try:
         shutil.copytree(HERE / "assets", staging / "assets")
         (staging / "runs").mkdir()
-        _write(staging / "index.html", env.get_template("index.html.j2").render(root="", **common))
-        _write(staging / "compare.html", env.get_template("compare.html.j2").render(root="", **common))
+        _write(staging / "index.html", env.get_template("index.html").render(root="", **common))
+        _write(staging / "compare.html", env.get_template("compare.html").render(root="", **common))
         if len(tasks) > 1:
             (staging / "tasks").mkdir()
-            page = env.get_template("task.html.j2")
+            page = env.get_template("task.html")
             for t in tasks:
                 _write(staging / "tasks" / f"{t}.html", page.render(root="../", task=t, **common))
-        page = env.get_template("run.html.j2")
+        page = env.get_template("run.html")
         for e in entries:
             if e.page:
                 _write(staging / e.page, _run_page(page, e, common))
