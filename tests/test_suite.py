@@ -74,6 +74,11 @@ def test_suite_on_course_references_builds_report_and_second_run_recomputes_noth
     assert "$126.55" in html and "Human (course author)" in html
     assert len(list((tmp_path / "report" / "runs").glob("*.html"))) == 17
     assert (tmp_path / "report" / "tasks" / "appliances.html").exists()
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "report" / "leaderboard.csv")
+    human = table[table["model"] == "reference:human"].iloc[0]
+    assert round(human["mae"], 2) == 126.55 and human["rank"] == 12 and human["provenance"] == "recorded"
 
 
 def test_cli_suite_keeps_going_lists_failures_and_resumes(data_dir, store, tmp_path, monkeypatch, capsys):

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
+import pandas as pd
 from markupsafe import Markup
 
-from harness.report.aggregate import comparisons, rank
+from harness.report.aggregate import comparisons, leaderboard_frame, rank
 from harness.report.collect import Entry, Missing
 from harness.report.svg import mae_bars, scatter
 from harness.scoring import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, SCORING_VERSION
@@ -106,6 +107,7 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
         shutil.copytree(HERE / "assets", staging / "assets")
         (staging / "runs").mkdir()
         _write(staging / "index.html", env.get_template("index.html").render(root="", **common))
+        _leaderboard_csv(ranked).to_csv(staging / "leaderboard.csv", index=False)
         _write(staging / "compare.html", env.get_template("compare.html").render(root="", **common))
         if len(tasks) > 1:
             (staging / "tasks").mkdir()
@@ -123,6 +125,15 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir / "index.html"
+
+
+def _leaderboard_csv(ranked: dict) -> pd.DataFrame:
+    """Every row of every task's table, for spreadsheets and notebooks."""
+    rows = [row for task_rows in ranked.values() for row in task_rows]
+    frame = leaderboard_frame([row.entry for row in rows])
+    frame.insert(1, "rank", [row.rank for row in rows])
+    frame["same_as_above"] = [row.tie_with_above for row in rows]
+    return frame
 
 
 def _task_note(entries: list[Entry]) -> str:
