@@ -32,6 +32,8 @@ class Row:
 def leaderboard_frame(entries: list[Entry]) -> pd.DataFrame:
     """One line per entry with the numbers the leaderboard shows (handy for notebooks too)."""
     records = []
+    columns = ["task", "label", "model", "kind", "provenance", "quant", "prompt", "run_id", "n", "mae", "mae_ci_low",
+               "mae_ci_high", "rmsle", "hit_rate", "parse_rate", "cost_usd", "items_per_s"]
     for e in entries:
         m, timings = e.metrics, (e.manifest.get("timings") or {})
         records.append({
@@ -42,7 +44,7 @@ def leaderboard_frame(entries: list[Entry]) -> pd.DataFrame:
             "parse_rate": None if "parse_failure_rate" not in m else 100.0 - m["parse_failure_rate"],
             "cost_usd": e.manifest.get("cost_usd") if e.provenance != "published" else None,
             "items_per_s": timings.get("items_per_s")})
-    return pd.DataFrame.from_records(records)
+    return pd.DataFrame.from_records(records, columns=columns)
 
 
 def rank(entries: list[Entry]) -> list[Row]:
