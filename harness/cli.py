@@ -4,6 +4,8 @@ pricebench tasks
 pricebench run --task amazon8 --model reference:human
 pricebench show <run-id>
 pricebench compare <run-id> <run-id>
+pricebench suite leaderboards/course.yaml [--dry-run] [--executor ray --address HOST:PORT]
+pricebench report leaderboards/course.yaml | pricebench report --store runs
 """
 from __future__ import annotations
 
@@ -96,6 +98,55 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_suite(args) -> int:
+    from harness.executors import make_executor
+    from harness.suite import job_status, load_leaderboard, run_suite, select
+
+    board = load_leaderboard(args.leaderboard)
+    jobs = select(board.jobs, args.only)
+    if not jobs:
+        raise InputError(f"no job of {board.name} matches {args.only}", field="--only")
+    if args.dry_run:
+        cache, counts = {}, {}
+        for job in jobs:
+            status = job_status(job, data_dir=args.data_dir, store=args.store, task_cache=cache)
+            counts[status.state] = counts.get(status.state, 0) + 1
+            note = f"  {status.detail}" if status.detail else ""
+            rid = f"  {status.run_id}" if status.run_id else ""
+            print(f"{status.state:<12}{job.describe()}{rid}{note}")
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        print(f"{len(jobs)} jobs: {summary} (dry run: nothing was run)")
+        return 0
+    executor = make_executor(args.executor, args.address)
+    result = run_suite(board, executor=executor, data_dir=args.data_dir, store=args.store, only=args.only)
+    print(f"{len(result.outcomes)} jobs done, {len(result.failures)} failed, {result.computed} items predicted")
+    if not args.no_report:
+        from harness.report import report_for_leaderboard
+
+        index = report_for_leaderboard(board, out_dir=args.out, data_dir=args.data_dir, store=args.store)
+        print(f"report: {index}")
+    if result.failures:
+        print(f"\n{len(result.failures)} job(s) failed:", file=sys.stderr)
+        for job, outcome in result.failures:
+            print(f"  {job.describe()}: {outcome['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(args) -> int:
+    from harness.report import report_for_leaderboard, report_for_store
+
+    if args.leaderboard:
+        from harness.suite import load_leaderboard
+
+        index = report_for_leaderboard(load_leaderboard(args.leaderboard), out_dir=args.out,
+                                       data_dir=args.data_dir, store=args.store)
+    else:
+        index = report_for_store(store=args.store, out_dir=args.out, name=args.name)
+    print(f"report: {index}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pricebench", description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", help="offline data folder (default $PRICEBENCH_DATA; unset = Hugging Face hub)")
@@ -123,6 +174,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_a")
     p.add_argument("run_b")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("suite", help="run a leaderboard's job matrix (skipping finished runs), then build its report")
+    p.add_argument("leaderboard", help="path to a leaderboard YAML, e.g. leaderboards/course.yaml")
+    p.add_argument("--dry-run", action="store_true", help="list each job as cached / partial / to-run; run nothing")
+    p.add_argument("--executor", default="local", choices=["local", "ray"])
+    p.add_argument("--address", help="Ray cluster address (default: a local Ray started on the fly)")
+    p.add_argument("--only", action="append", metavar="GLOB", help="only models matching, e.g. 'reference:*' (repeatable)")
+    p.add_argument("--out", help="report folder (default reports/<leaderboard name>)")
+    p.add_argument("--no-report", action="store_true", help="run the jobs, skip the report")
+    p.set_defaults(func=cmd_suite)
+
+    p = sub.add_parser("report", help="build the static HTML report of a leaderboard (or of a whole store)")
+    p.add_argument("leaderboard", nargs="?", help="leaderboard YAML; omit it to report every run in --store")
+    p.add_argument("--out", help="report folder (default reports/<leaderboard name>)")
+    p.add_argument("--name", default="store", help="report name when reporting a whole store (default: store)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -134,12 +134,17 @@ def run(task, model: str, *, quant: str = "none", prompt: str | None = None, opt
         predictor.close()
 
 
+def run_identity(task: Task, spec: ModelSpec, predictor) -> tuple[dict, str]:
+    """The identity of a run and its id (its store folder's name), without running anything."""
+    identity = {"task": task.identity(), "model": spec.identity(), "predictor": predictor.identity(task),
+                "prompt_style": predictor.prompt_style, "scoring": SCORING_VERSION}
+    return identity, run_id(identity)
+
+
 def _run(task: Task, spec: ModelSpec, predictor, store: RunStore, progress) -> RunResult:
     items = task.eval_items()
     requests = build_requests(task, items, predictor.prompt_style)
-    identity = {"task": task.identity(), "model": spec.identity(), "predictor": predictor.identity(task),
-                "prompt_style": predictor.prompt_style, "scoring": SCORING_VERSION}
-    rid = run_id(identity)
+    identity, rid = run_identity(task, spec, predictor)
     folder = store.path(rid)
     log = PredictionLog(folder / "predictions.jsonl")
     done = log.read()

@@ -1,0 +1,133 @@
+"""From entries to the tables a report shows: ranked leaderboards and comparison groups.
+
+Ranking is by mean absolute error (the course's headline figure). Each row with per-item
+data is tested against the nearest row above it on the same items (paired bootstrap): when
+the two are not significantly different the row gets a marker.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from harness.predictors.base import QUANTS
+from harness.report.collect import Entry
+from harness.report.significance import paired_bootstrap_many
+from harness.scoring import paired_bootstrap
+
+
+@dataclass
+class Row:
+    rank: int
+    entry: Entry
+    versus_above: dict | None = None     # paired bootstrap vs the row above (None: no per-item data)
+    above_label: str | None = None
+
+    @property
+    def tie_with_above(self) -> bool:
+        return self.versus_above is not None and self.versus_above["better"] is None
+
+
+def leaderboard_frame(entries: list[Entry]) -> pd.DataFrame:
+    """One line per entry with the numbers the leaderboard shows (handy for notebooks too)."""
+    records = []
+    columns = ["task", "label", "model", "kind", "provenance", "quant", "prompt", "run_id", "n", "mae", "mae_ci_low",
+               "mae_ci_high", "rmsle", "hit_rate", "parse_rate", "cost_usd", "items_per_s"]
+    for e in entries:
+        m, timings = e.metrics, (e.manifest.get("timings") or {})
+        records.append({
+            "task": e.task, "label": e.label, "model": e.model, "kind": e.kind, "provenance": e.provenance,
+            "quant": e.quant, "prompt": e.prompt, "run_id": e.run_id, "n": m.get("n"),
+            "mae": m.get("mae"), "mae_ci_low": m.get("mae_ci_low"), "mae_ci_high": m.get("mae_ci_high"),
+            "rmsle": m.get("rmsle"), "hit_rate": m.get("hit_rate"),
+            "parse_rate": None if "parse_failure_rate" not in m else 100.0 - m["parse_failure_rate"],
+            "cost_usd": e.manifest.get("cost_usd") if e.provenance != "published" else None,
+            "items_per_s": timings.get("items_per_s")})
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def rank(entries: list[Entry]) -> list[Row]:
+    """Entries of one task, best MAE first, each compared with the nearest comparable row above."""
+    ordered = sorted(entries, key=lambda e: (e.metrics["mae"], e.label))
+    rows = [Row(rank=i + 1, entry=e) for i, e in enumerate(ordered)]
+    # Pair each measurable row with the nearest measurable row above it.
+    pairs: list[tuple[Row, Row]] = []
+    previous = None
+    for row in rows:
+        if not row.entry.has_items:
+            continue
+        if previous is not None:
+            pairs.append((row, previous))
+        previous = row
+    _test_pairs(pairs)
+    return rows
+
+
+def _test_pairs(pairs: list[tuple["Row", "Row"]]) -> None:
+    results = paired_tests([(row.entry, above.entry) for row, above in pairs])
+    for (row, above), result in zip(pairs, results):
+        if result is not None:
+            row.versus_above, row.above_label = result, above.entry.label
+
+
+def paired_tests(pairs: list[tuple[Entry, Entry]]) -> list[dict | None]:
+    """Paired bootstrap of each (A, B) on their shared items (None when they share none).
+
+    Pairs on identical item lists share the resampling draws and run as one batch.
+    """
+    results: list[dict | None] = [None] * len(pairs)
+    batched = defaultdict(list)
+    for k, (a, b) in enumerate(pairs):
+        ia, ib = a.items, b.items
+        if len(ia) == len(ib) and (ia["id"].to_numpy() == ib["id"].to_numpy()).all():
+            batched[len(ia)].append(k)
+            continue
+        merged = ia[["id", "error"]].merge(ib[["id", "error"]], on="id", suffixes=("_a", "_b"))
+        if len(merged):
+            results[k] = paired_bootstrap(merged["error_a"], merged["error_b"])
+    for group in batched.values():
+        for k, result in zip(group, paired_bootstrap_many([(pairs[k][0].errors, pairs[k][1].errors)
+                                                            for k in group])):
+            results[k] = result
+    return results
+
+
+@dataclass
+class Comparison:
+    """Variants of one model that differ in a single axis (quantization, or prompt style)."""
+
+    title: str
+    axis: str
+    model: str
+    fixed: str
+    variants: list[tuple[str, Entry]]
+    tests: dict = field(default_factory=dict)    # variant -> paired bootstrap vs the first variant
+
+
+def comparisons(entries: list[Entry]) -> dict[str, list[Comparison]]:
+    """The same model across quantization levels; the same model with base vs chat prompts."""
+    measured = [e for e in entries if e.provenance == "measured"]
+    out = {"quant": [], "prompt": []}
+    by_quant, by_prompt = defaultdict(dict), defaultdict(dict)
+    for e in measured:
+        by_quant[(e.model, e.prompt)][e.quant] = e
+        by_prompt[(e.model, e.quant)][e.prompt] = e
+    for (model, prompt), variants in sorted(by_quant.items(), key=lambda kv: str(kv[0])):
+        if len(variants) > 1:
+            ordered = [(q, variants[q]) for q in QUANTS if q in variants]
+            out["quant"].append(Comparison(f"{model}, {prompt} prompt", "quantization", model, f"prompt {prompt}",
+                                           ordered))
+    for (model, quant), variants in sorted(by_prompt.items(), key=lambda kv: str(kv[0])):
+        if len(variants) > 1:
+            ordered = [(p, variants[p]) for p in ("base", "chat") if p in variants]
+            out["prompt"].append(Comparison(f"{model}, quantization {quant}", "prompt style", model, f"quant {quant}",
+                                            ordered))
+    # Each variant against the group's first one (e.g. 8bit vs none), all tests in one batch.
+    wanted = [(c, name, entry) for group in out.values() for c in group for name, entry in c.variants[1:]
+              if entry.has_items and c.variants[0][1].has_items]
+    results = paired_tests([(entry, c.variants[0][1]) for c, _, entry in wanted])
+    for (c, name, _), result in zip(wanted, results):
+        if result is not None:
+            c.tests[name] = result
+    return out
