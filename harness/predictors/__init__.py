@@ -20,6 +20,8 @@ BACKENDS: dict[str, str | Callable[[ModelSpec], Predictor]] = {
     "anthropic": "harness.predictors.anthropic",    # Anthropic Messages API
 }
 
+EXTRAS = {"baseline": "baselines", "openai": "api", "anthropic": "api"}  # backend -> pip extra
+
 
 def register_backend(prefix: str, factory: Callable[[ModelSpec], Predictor] | str) -> None:
     BACKENDS[prefix] = factory
@@ -37,7 +39,7 @@ def make_predictor(spec: ModelSpec) -> Predictor:
             module = importlib.import_module(factory)
         except ModuleNotFoundError as e:
             raise InputError(f"backend {spec.backend!r} needs an extra that is not installed ({e.name}); "
-                             f"pip install 'pricebench[{spec.backend}]'", field="model") from None
+                             f"pip install 'pricebench[{EXTRAS.get(spec.backend, spec.backend)}]'", field="model") from None
         factory = module.create
     return factory(spec)
 
