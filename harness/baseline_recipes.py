@@ -11,13 +11,14 @@ from typing import Callable
 
 import numpy as np
 from sklearn.compose import TransformedTargetRegressor
+from sklearn.decomposition import TruncatedSVD
 from sklearn.dummy import DummyRegressor
-from sklearn.ensemble import RandomForestRegressor
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, Ridge
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.svm import LinearSVR
 
 from harness.features import feature_matrix, item_texts
@@ -67,8 +68,10 @@ RECIPES: dict[str, Recipe] = {
         "word2vec + linear regression", _word2vec(LinearRegression, "linreg"),
         "Mean of 400-dim word2vec vectors trained on the train split; ordinary least squares."),
     "word2vec-svr": Recipe(
-        "word2vec + linear SVR", _word2vec(lambda: LinearSVR(random_state=SEED, max_iter=5000), "svr"),
-        "The same document vectors; linear support vector regression."),
+        "word2vec + linear SVR",
+        _word2vec(lambda: make_pipeline(StandardScaler(), LinearSVR(random_state=SEED, max_iter=5000)), "svr"),
+        "The same document vectors, standardised (liblinear regularises the intercept, so on raw vectors "
+        "it cannot reach the price level); linear support vector regression."),
     "word2vec-random-forest": Recipe(
         "word2vec + random forest",
         _word2vec(lambda: RandomForestRegressor(n_estimators=100, max_features="sqrt", random_state=SEED,
@@ -79,6 +82,18 @@ RECIPES: dict[str, Recipe] = {
         lambda: Pipeline([_texts(), ("tfidf", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)),
                           ("ridge", _log_price(Ridge(alpha=0.3)))]),
         "Sublinear TF-IDF of words and word pairs seen at least twice; ridge regression on log(1 + price)."),
+    "tfidf-svd-boost": Recipe(
+        "TF-IDF topics + course features + gradient boosting on log price",
+        lambda: Pipeline([
+            ("inputs", FeatureUnion([
+                ("topics", Pipeline([_texts(), ("tfidf", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
+                                                                         max_features=30_000)),
+                                     ("svd", TruncatedSVD(n_components=150, n_iter=2, random_state=SEED))])),
+                ("features", FunctionTransformer(feature_matrix))])),
+            ("boost", _log_price(HistGradientBoostingRegressor(max_iter=200, learning_rate=0.1, early_stopping=False,
+                                                               random_state=SEED)))]),
+        "The TF-IDF matrix cut to 150 latent topics (truncated SVD), next to the four course features "
+        "(missing values left to the trees); histogram gradient boosting on log(1 + price)."),
 }
 
 

@@ -26,7 +26,7 @@ POUNDS_PER_UNIT = {
     "hundredths pounds": 1 / 100, "hundredths pound": 1 / 100,
 }
 _WEIGHT = re.compile(r"([\d.,]+)\s*([a-z]+(?:\s+pounds?)?)", re.IGNORECASE)
-_NUMBER = re.compile(r"\d[\d,]*")
+_HASH_RANK = re.compile(r"#\s*(\d[\d,]*)")
 
 
 def _finite(value) -> float | None:
@@ -54,7 +54,7 @@ def parse_rank(value) -> float | None:
     if isinstance(value, dict):
         ranks = [v for v in value.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     elif isinstance(value, str):
-        ranks = [int(n.replace(",", "")) for n in _NUMBER.findall(value)]
+        ranks = [int(n.replace(",", "")) for n in _HASH_RANK.findall(value)]
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         ranks = [value]
     else:
