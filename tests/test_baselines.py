@@ -21,7 +21,7 @@ from harness.fitted_cache import cache_dir
 from harness.predictors import baselines
 from harness.baseline_recipes import RECIPES
 from harness.data import Item
-from harness.tasks import TASKS_DIR, load_task
+from harness.tasks import TASKS_DIR
 
 LEARNED = sorted(set(RECIPES) - {"constant-mean"})
 
@@ -97,7 +97,8 @@ def test_second_run_loads_instead_of_refitting(small_task, data_dir, tmp_path, m
     assert fresh.df["price"].tolist() == first.df["price"].tolist()
 
 
-def test_word2vec_models_share_one_trained_vector_set(small_task, data_dir, module_store):
+def test_word2vec_models_share_one_trained_vector_set(small_task, data_dir, module_store, tmp_path, monkeypatch):
+    monkeypatch.setenv("PRICEBENCH_CACHE", str(tmp_path))
     for name in ("word2vec-linreg", "word2vec-svr"):
         harness.run(small_task, f"baseline:{name}", data_dir=data_dir, store=module_store, progress=False)
     vectors = list(cache_dir().glob("word2vec-vectors-*.joblib"))
