@@ -61,7 +61,7 @@ def export_lm_eval(task, out_dir, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKEN
         "output_type": "generate_until",
         "doc_to_text": "{{prompt}}",
         "doc_to_target": "{{price}}",
-        "generation_kwargs": {"until": ["\n"], "max_gen_toks": max_new_tokens, "do_sample": False},
+        "generation_kwargs": {"until": "UNTIL", "max_gen_toks": max_new_tokens, "do_sample": False},
         "process_results": "UTILS.process_results",
         "metric_list": [{"metric": "mae", "aggregation": "mean", "higher_is_better": False},
                         {"metric": "rmsle", "aggregation": "UTILS.rmsle", "higher_is_better": False},
@@ -71,7 +71,7 @@ def export_lm_eval(task, out_dir, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKEN
                      "eval_hash": task.eval_hash},
     }
     text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
-    text = text.replace("'UTILS.", "!function 'utils.").replace("UTILS.", "!function utils.")
+    text = text.replace("UTILS.", "!function utils.").replace("until: UNTIL", 'until: ["\\n"]')
     path = out / f"{name}.yaml"
     path.write_text(f"# Written by `pricebench export-lm-eval {task.name}`: {len(requests)} items of slice "
                     f"{task.eval_slice}.\n{text}", encoding="utf-8")

@@ -251,3 +251,35 @@ def test_exported_task_under_real_lm_eval_gives_the_same_mae(data_dir, store, tm
 
 def ours_task(data_dir):
     return load_task("amazon8", data_dir=data_dir, eval_slice="0:8")
+
+
+def test_export_writes_a_self_contained_lm_eval_task(data_dir, tmp_path):
+    """The folder holds the rendered prompts and scoring hooks that agree with harness.scoring."""
+    import importlib.util
+
+    import yaml
+
+    from harness.lmeval_export import export_lm_eval
+    from harness.runner import make_record
+    from harness.predictors import Reply
+    from harness.prompts import build_requests
+
+    task = load_task("amazon8", data_dir=data_dir, eval_slice="0:5")
+    path = export_lm_eval(task, tmp_path / "task", max_new_tokens=7)
+    loader = type("Loader", (yaml.SafeLoader,), {})
+    loader.add_constructor("!function", lambda l, node: ("function", l.construct_scalar(node)))
+    spec = yaml.load(path.read_text(), Loader=loader)
+    assert spec["output_type"] == "generate_until" and spec["generation_kwargs"]["max_gen_toks"] == 7
+    assert spec["process_results"] == ("function", "utils.process_results")
+    docs = [json.loads(line) for line in open(spec["dataset_kwargs"]["data_files"]["test"])]
+    requests = build_requests(task, task.eval_items(), "base")
+    assert [d["prompt"] for d in docs] == [r.prompt for r in requests]
+    module_spec = importlib.util.spec_from_file_location("exported_utils", tmp_path / "task" / "utils.py")
+    utils = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(utils)
+    for doc, request, reply in zip(docs, requests, ["12.99", "$1,299 or so", "no idea", "-3", "450"]):
+        ours = make_record(request, Reply(raw=reply))
+        theirs = utils.process_results(doc, [reply])
+        assert theirs["mae"] == ours["error"] and theirs["rmsle"] == ours["sle"]
+        assert theirs["hit_rate"] == 100.0 * (ours["colour"] == "green")
+        assert theirs["parse_failure_rate"] == 100.0 * (not ours["parsed"])
