@@ -6,6 +6,7 @@ pricebench show <run-id>
 pricebench compare <run-id> <run-id>
 pricebench suite leaderboards/course.yaml [--dry-run] [--executor ray --address HOST:PORT]
 pricebench report leaderboards/course.yaml | pricebench report --store runs
+pricebench export-lm-eval amazon8 lm_eval_tasks/
 """
 from __future__ import annotations
 
@@ -147,6 +148,18 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_export_lm_eval(args) -> int:
+    from harness.lmeval_export import export_lm_eval, task_name
+    from harness.tasks import load_task
+
+    task = load_task(args.task, data_dir=args.data_dir, eval_slice=args.slice)
+    path = export_lm_eval(task, args.dir, max_new_tokens=args.max_new_tokens)
+    print(f"wrote {path} ({len(task.eval_items())} items); run it with:\n"
+          f"  lm_eval --model hf --model_args pretrained=<model>,dtype=float32 --device cpu "
+          f"--include_path {path.parent} --tasks {task_name(task)} --batch_size 8")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pricebench", description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", help="offline data folder (default $PRICEBENCH_DATA; unset = Hugging Face hub)")
@@ -190,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="report folder (default reports/<leaderboard name>)")
     p.add_argument("--name", default="store", help="report name when reporting a whole store (default: store)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("export-lm-eval", help="write a task folder that `lm_eval --include_path` runs")
+    p.add_argument("task", help="task name or path to a task YAML")
+    p.add_argument("dir", help="output folder")
+    p.add_argument("--slice", help="evaluation slice (default: the task's)")
+    p.add_argument("--max-new-tokens", type=int, default=6, help="generation budget (default 6, as hf:)")
+    p.set_defaults(func=cmd_export_lm_eval)
     return parser
 
 

@@ -1,0 +1,323 @@
+"""Open models through transformers: `hf:<checkpoint | folder | file.gguf | test-model alias>`.
+
+The course's central experiment (the same model as base vs instruct, at 8-bit vs 4-bit,
+before and after fine-tuning) for any model a user names:
+- greedy, a few new tokens, batched with left padding; requests sorted by length so a
+  batch carries little padding (why `predict` is overridden);
+- quant none | 8bit | 4bit through BitsAndBytesConfig (4-bit = nf4 + double quantization +
+  a compute dtype, as in the course);
+- a GGUF file is dequantized once into a cached safetensors folder (bitsandbytes refuses
+  to quantize a model loaded with `gguf_file`);
+- `adapter=<path>`: a PEFT adapter on top; `decoding=topk-weighted`: the course's decoding
+  for fine-tuned models (probability-weighted mean of the top-k next tokens that are numbers);
+- prompt style: "chat" (the tokenizer's chat template, continuing "Price is $") if the
+  tokenizer has a chat template, else "base" (the course's completion prompt).
+
+Options (`-o key=value`): dtype (auto|float32|bfloat16|float16), compute_dtype (4-bit),
+max_new_tokens (6), decoding (greedy|topk-weighted), top_k (3), adapter, revision,
+trust_remote_code (false), batch_size (8), device (auto|cpu|cuda), progress.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+from harness.errors import InputError
+from harness.predictors.base import ModelSpec, Predictor, Reply
+from harness.prompts import Request
+
+DEFAULT_MAX_NEW_TOKENS = 6
+DECODINGS = ("greedy", "topk-weighted")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
+_SAMPLE_BYTES = 1 << 20
+
+
+def _file_fingerprint(path: Path, digest) -> None:
+    """Size + first and last MiB: cheap, stable across machines, differs when weights differ."""
+    size = path.stat().st_size
+    digest.update(f"{path.name}:{size}:".encode())
+    with open(path, "rb") as f:
+        digest.update(f.read(_SAMPLE_BYTES))
+        if size > 2 * _SAMPLE_BYTES:
+            f.seek(size - _SAMPLE_BYTES)
+            digest.update(f.read(_SAMPLE_BYTES))
+
+
+def weights_fingerprint(path) -> str:
+    """A short hash of a weights file or folder (config + every weight file's fingerprint)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(
+        p for p in path.iterdir() if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.name.endswith("config.json")))
+    for file in files:
+        if file.suffix in WEIGHT_SUFFIXES:
+            _file_fingerprint(file, digest)
+        else:
+            digest.update(file.name.encode() + b":" + file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def resolve_target(target: str) -> tuple[str, str | None]:
+    """(what from_pretrained loads, the GGUF it came from): alias, .gguf file, folder or hub id."""
+    from harness import testmodels
+
+    if target in testmodels.ALIASES:
+        return str(testmodels.model_folder(target)), str(testmodels.gguf_file(target))
+    path = Path(target).expanduser()
+    if target.endswith(".gguf"):
+        if not path.is_file():
+            raise InputError("GGUF file not found", path=path, field="model")
+        from harness.gguf_cache import dequantized_folder
+
+        return str(dequantized_folder(path)), str(path)
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise InputError("model folder has no config.json", path=path, field="model")
+        return str(path), None
+    if target.startswith((".", "/", "~")):
+        raise InputError("model folder not found", path=path, field="model")
+    return target, None                     # a hub checkpoint name
+
+
+def _as_bool(value) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+
+
+class HFPredictor(Predictor):
+    """transformers causal LM, optionally quantized by bitsandbytes, with an optional PEFT adapter."""
+
+    batch_size = 8
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__(spec)
+        if not spec.target:
+            raise InputError("hf: needs a checkpoint, folder, .gguf file or test-model alias, e.g. "
+                             "hf:smollm2-135m-instruct", field="model")
+        opts = spec.options
+        self.decoding = str(opts.get("decoding", "greedy"))
+        if self.decoding not in DECODINGS:
+            raise InputError(f"decoding must be one of {DECODINGS}, got {self.decoding!r}", field="decoding")
+        self.top_k = int(opts.get("top_k", 3))
+        self.max_new_tokens = int(opts.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS))
+        self.trust_remote_code = _as_bool(opts.get("trust_remote_code", False))
+        self.revision = opts.get("revision")
+        self.adapter = opts.get("adapter")
+        if self.adapter and not Path(self.adapter).expanduser().is_dir():
+            raise InputError("adapter folder not found", path=self.adapter, field="adapter")
+        self.source, self.gguf = resolve_target(spec.target)
+        self._tokenizer = None
+        self.model = None
+        self._info: dict = {}
+
+    # --- cheap, before loading -------------------------------------------------------
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(self.source, revision=self.revision,
+                                                trust_remote_code=self.trust_remote_code)
+            tok.padding_side = "left"
+            if tok.pad_token is None:
+                tok.pad_token = tok.eos_token
+            self._tokenizer = tok
+        return self._tokenizer
+
+    @property
+    def default_prompt(self) -> str:
+        return "chat" if getattr(self.tokenizer, "chat_template", None) else "base"
+
+    @property
+    def kind(self) -> str:
+        if self.adapter:
+            return "open-finetuned"
+        return "open-instruct" if self.default_prompt == "chat" else "open-base"
+
+    @property
+    def device(self) -> str:
+        import torch
+
+        wanted = str(self.spec.options.get("device", "auto"))
+        return ("cuda" if torch.cuda.is_available() else "cpu") if wanted == "auto" else wanted
+
+    def _dtype(self, key: str = "dtype"):
+        import torch
+
+        name = str(self.spec.options.get(key, "auto"))
+        if name == "auto":
+            name = "bfloat16" if self.device.startswith("cuda") else "float32"
+        try:
+            return getattr(torch, name)
+        except AttributeError:
+            raise InputError(f"unknown dtype {name!r}", field=key) from None
+
+    def identity(self, task) -> dict:
+        local = Path(self.source).is_dir()
+        weights = weights_fingerprint(self.gguf or self.source) if local else f"{self.source}@{self.revision or 'main'}"
+        ident = {"weights": weights, "dtype": str(self._dtype()).replace("torch.", ""),
+                 "max_new_tokens": self.max_new_tokens, "decoding": self.decoding}
+        if self.decoding == "topk-weighted":
+            ident["top_k"] = self.top_k
+        if self.spec.quant == "4bit":
+            ident["compute_dtype"] = str(self._dtype("compute_dtype")).replace("torch.", "")
+        if self.adapter:
+            ident["adapter"] = weights_fingerprint(Path(self.adapter).expanduser())
+        return ident
+
+    def label(self) -> str:
+        quant = "" if self.spec.quant == "none" else f" {self.spec.quant}"
+        adapter = f" + {Path(self.adapter).name}" if self.adapter else ""
+        return f"{self.spec.target}{adapter}{quant} ({self.prompt_style} prompt)"
+
+    # --- loading ---------------------------------------------------------------------
+    def _quantization_config(self):
+        if self.spec.quant == "none":
+            return None
+        from transformers import BitsAndBytesConfig
+
+        if self.spec.quant == "8bit":
+            return BitsAndBytesConfig(load_in_8bit=True)
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=self._dtype("compute_dtype"))
+
+    def prepare(self, task) -> None:
+        if self.model is not None:
+            return
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        # bitsandbytes 8-bit on CPU warns once per matmul; the message says nothing new.
+        warnings.filterwarnings("ignore", message=".*(MatMul8bitLt|inputs will be cast).*")
+        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+        t0 = time.perf_counter()
+        kwargs = {"revision": self.revision, "trust_remote_code": self.trust_remote_code, "dtype": self._dtype()}
+        quant = self._quantization_config()
+        if quant is not None:
+            kwargs["quantization_config"] = quant
+            kwargs["device_map"] = {"": self.device if self.device != "cuda" else 0}
+        model = AutoModelForCausalLM.from_pretrained(self.source, **kwargs)
+        if quant is None:
+            model.to(self.device)
+        if self.adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(Path(self.adapter).expanduser()))
+        model.eval()
+        self.model = model
+        _ = self.tokenizer
+        if self.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        self._info = {"load_s": round(time.perf_counter() - t0, 3), "device": self.device,
+                      "dtype": str(self._dtype()).replace("torch.", ""), "quant": self.spec.quant,
+                      "source": self.source, "gguf": self.gguf, "adapter": self.adapter,
+                      "model_memory_mib": round(model.get_memory_footprint() / 2**20, 1),
+                      "generate_s": 0.0, "items": 0, "prompt_tokens": 0, "completion_tokens": 0}
+
+    # --- prompts ---------------------------------------------------------------------
+    def render(self, request: Request) -> str:
+        """The exact text the model continues (chat: its template, continuing the assistant prefix)."""
+        if request.style == "base":
+            return request.prompt
+        messages = list(request.messages)
+        if messages[-1]["role"] == "assistant":
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _encode(self, texts: list[str], style: str):
+        # A chat template writes its own special tokens; a base prompt gets the tokenizer's (e.g. BOS).
+        return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=(style == "base"))
+
+    # --- generation ------------------------------------------------------------------
+    def predict(self, requests: list[Request]) -> Iterator[tuple[Request, Reply]]:
+        """Longest first, so batches hold prompts of similar length (little padding) and an
+        out-of-memory error shows on the first batch; replies come back in that order."""
+        texts = {id(r): self.render(r) for r in requests}
+        lengths = {key: len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) for key, text in texts.items()}
+        ordered = sorted(requests, key=lambda r: -lengths[id(r)])
+        for start in range(0, len(ordered), self.batch_size):
+            batch = ordered[start:start + self.batch_size]
+            yield from zip(batch, self._generate([texts[id(r)] for r in batch], batch[0].style))
+
+    def predict_batch(self, requests: list[Request]) -> list[Reply]:
+        return self._generate([self.render(r) for r in requests], requests[0].style if requests else "base")
+
+    def _generate(self, texts: list[str], style: str) -> list[Reply]:
+        import torch
+
+        enc = self._encode(texts, style).to(self.device)
+        prompt_tokens = enc["attention_mask"].sum(dim=1).tolist()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            if self.decoding == "topk-weighted":
+                replies = self._topk_weighted(enc)
+                completion = [1] * len(texts)
+            else:
+                out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                          pad_token_id=self.tokenizer.pad_token_id, temperature=None, top_p=None,
+                                          top_k=None)
+                new = out[:, enc["input_ids"].shape[1]:]
+                completion = (new != self.tokenizer.pad_token_id).sum(dim=1).tolist()
+                replies = [Reply(raw=text) for text in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+        elapsed = time.perf_counter() - t0
+        for reply, p, c in zip(replies, prompt_tokens, completion):
+            reply.usage = {"prompt_tokens": int(p), "completion_tokens": int(c)}
+            reply.latency_s = round(elapsed / len(texts), 4)
+        info = self._info
+        info["generate_s"] += elapsed
+        info["items"] += len(texts)
+        info["prompt_tokens"] += int(sum(prompt_tokens))
+        info["completion_tokens"] += int(sum(completion))
+        return replies
+
+    def _topk_weighted(self, enc) -> list[Reply]:
+        """The course's fine-tuned decoding: of the top-k next tokens, those that read as a positive
+        number, averaged with their probabilities as weights (no number among them: a guess of 0)."""
+        import torch
+
+        # generate() derives positions from the mask; a bare forward must too (left padding).
+        positions = (enc["attention_mask"].cumsum(dim=1) - 1).clamp(min=0)
+        logits = self.model(**enc, position_ids=positions).logits[:, -1, :].float()
+        probs, ids = torch.softmax(logits, dim=-1).topk(self.top_k, dim=-1)
+        replies = []
+        for row_probs, row_ids in zip(probs.tolist(), ids.tolist()):
+            prices, weights = [], []
+            for prob, token_id in zip(row_probs, row_ids):
+                try:
+                    value = float(self.tokenizer.decode([token_id]))
+                except ValueError:
+                    continue
+                if value > 0:
+                    prices.append(value)
+                    weights.append(prob)
+            price = sum(p * w for p, w in zip(prices, weights)) / sum(weights) if prices else 0.0
+            replies.append(Reply(raw=f"{price:.2f}", price=price))
+        return replies
+
+    # --- reporting -------------------------------------------------------------------
+    def run_info(self) -> dict:
+        import resource
+
+        info = dict(self._info)
+        if not info:
+            return {}
+        gen = info["generate_s"]
+        info["generate_s"] = round(gen, 3)
+        info["items_per_s"] = round(info["items"] / gen, 3) if gen else None
+        info["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        if self.device.startswith("cuda"):
+            import torch
+
+            info["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        return info
+
+    def close(self) -> None:
+        self.model = None
+
+
+def create(spec: ModelSpec) -> Predictor:
+    return HFPredictor(spec)
