@@ -38,8 +38,17 @@ class FatalRequest(Exception):
     """A request that no retry can fix (bad request, auth, unknown model)."""
 
 
-@lru_cache(maxsize=8)
 def _read_prices(path: str) -> dict:
+    """The table, re-read whenever the file changes (users edit it between runs)."""
+    try:
+        stat = Path(path).stat()
+    except OSError as e:
+        raise InputError(f"cannot read price table: {e.strerror}", path=path) from None
+    return _parse_prices(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _parse_prices(path: str, _mtime_ns: int, _size: int) -> dict:
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
