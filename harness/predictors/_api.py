@@ -98,6 +98,15 @@ def backoff_delay(attempt: int, base: float, cap: float = 60.0) -> float:
     return min(cap, base * (2 ** attempt)) * random.uniform(0.5, 1.0)
 
 
+def retry_after(error: Exception, cap: float = 60.0) -> float:
+    """Seconds the server asked us to wait (a 429's Retry-After header), else 0."""
+    headers = getattr(getattr(error, "response", None), "headers", None) or {}
+    try:
+        return min(cap, max(0.0, float(headers.get("retry-after", 0))))
+    except (TypeError, ValueError):
+        return 0.0
+
+
 class ApiPredictor(Predictor):
     """Base for openai / anthropic: subclasses implement `_client()` and `_ask(client, request)`.
 
@@ -219,7 +228,7 @@ class ApiPredictor(Predictor):
                     return Reply(raw=None, error=self._scrub(message), usage={"requests": attempt + 1},
                                  latency_s=round(time.perf_counter() - started, 4))
                 self._count(kind, failed=False)
-                time.sleep(backoff_delay(attempt, self.delay))
+                time.sleep(max(backoff_delay(attempt, self.delay), retry_after(error)))
                 attempt += 1
 
     def predict(self, requests: list[Request]) -> Iterator[tuple[Request, Reply]]:
