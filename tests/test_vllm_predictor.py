@@ -92,3 +92,54 @@ def test_options_map_to_engine_arguments(smollm2, tmp_path):
         VLLMPredictor(ModelSpec(f"vllm:{smollm2}", options={"max_new_token": 8}))
     with pytest.raises(InputError, match="LoRA adapter folder not found"):
         VLLMPredictor(ModelSpec(f"vllm:{smollm2}", options={"lora": str(tmp_path / "missing")}))
+
+
+@pytest.fixture(scope="module")
+def random_lora(smollm2, tmp_path_factory) -> str:
+    """A PEFT LoRA adapter with random A and B (not a no-op), saved like a fine-tune would be."""
+    peft = pytest.importorskip("peft")
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.float32)
+    config = peft.LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
+                             task_type="CAUSAL_LM")
+    folder = tmp_path_factory.mktemp("lora") / "adapter"
+    peft.get_peft_model(model, config).save_pretrained(folder)
+    return str(folder)
+
+
+def peft_greedy(folder: str, adapter: str, prompts: list[str]) -> list[str]:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32), adapter).eval()
+    out = []
+    for prompt in prompts:
+        ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            generated = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=MAX_NEW_TOKENS,
+                                       do_sample=False, pad_token_id=tokenizer.eos_token_id)
+        out.append(tokenizer.decode(generated[0, ids.shape[1]:], skip_special_tokens=True))
+    return out
+
+
+@pytest.mark.slow
+def test_vllm_lora_run_equals_peft(smollm2, random_lora, data_dir, store):
+    """Through the runner: a LoRA adapter (LoRARequest) gives the replies of the PEFT model."""
+    from harness.runner import run
+
+    _vllm_or_skip(ModelSpec(f"vllm:{smollm2}"))
+    task = load_task("amazon8", data_dir=data_dir, eval_slice="0:4")
+    result = run(task, f"vllm:{smollm2}", options={**ENGINE, "lora": random_lora, "max_lora_rank": 8}, store=store,
+                 progress=False)
+    requests = build_requests(task, task.eval_items(), "base")
+    expected = peft_greedy(smollm2, random_lora, [r.prompt for r in requests])
+    assert result.df["raw"].tolist() == expected
+    assert expected != [text for text, _ in transformers_greedy(smollm2, requests)]   # the adapter is no no-op
+    assert result.manifest["kind"] == "open-finetuned" and result.df["failure"].isna().all()
+    assert result.manifest["info"]["engine_start_s"] > 0
+    assert result.manifest["identity"]["predictor"]["lora"] is not None
