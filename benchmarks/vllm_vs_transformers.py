@@ -68,6 +68,7 @@ def main() -> int:
     print(f"{'vLLM ' + info['worker_versions'].get('vllm', '?') + (' (compiled)' if args.compile else ' (eager)'):<42}"
           f"{info['engine_start_s']:>9.1f}{info['generate_s']:>12.1f}{n / info['generate_s']:>9.2f}"
           f"{info['generate_s'] / n:>8.3f}")
+    print(f"{'  vLLM import':<42}{info['import_s']:>9.1f}")
     print(f"{'  vLLM worker wall (python start..exit)':<42}{info['wall_s']:>9.1f}")
     print(f"{'transformers generate, batch ' + str(args.batch_size):<42}{hf['start_s']:>9.1f}{hf['generate_s']:>12.1f}"
           f"{n / hf['generate_s']:>9.2f}{hf['generate_s'] / n:>8.3f}")

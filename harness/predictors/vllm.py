@@ -151,7 +151,8 @@ class VLLMPredictor(Predictor):
             result = self._run_subprocess(python, job)
         wall = time.perf_counter() - t0
         self._info = {"mode": "in-process" if python is None else "subprocess", "python": python or sys.executable,
-                      "engine_start_s": result["engine_start_s"], "generate_s": result["generate_s"],
+                      "import_s": result.get("import_s"), "engine_start_s": result["engine_start_s"],
+                      "generate_s": result["generate_s"],
                       "wall_s": round(wall, 3), "engine_args": job["engine"],
                       "items_per_s_generate": round(len(requests) / max(result["generate_s"], 1e-9), 3),
                       "worker_versions": result.get("versions", {})}

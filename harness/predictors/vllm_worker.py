@@ -8,7 +8,7 @@ predictor calls `run_job` directly instead.
 
 Job:    {"model", "engine": {vllm.LLM kwargs}, "sampling": {SamplingParams kwargs},
          "lora": {"name", "path"} | null, "requests": [{"prompt": str} | {"messages": [...]}]}
-Result: {"replies": [{"text", "prompt_tokens", "completion_tokens"}], "engine_start_s",
+Result: {"replies": [{"text", "prompt_tokens", "completion_tokens"}], "import_s", "engine_start_s",
          "generate_s", "versions"} or {"error": "..."} (exit status 1).
 vLLM logs to stdout, so the result goes to a duplicate of the original stdout and
 everything else is sent to stderr.
@@ -39,6 +39,7 @@ def render(tokenizer, request: dict) -> list[int]:
 
 
 def run_job(job: dict) -> dict:
+    t_import = time.perf_counter()
     import vllm
     from vllm import LLM, SamplingParams
 
@@ -69,7 +70,7 @@ def run_job(job: dict) -> dict:
         versions.update(torch=torch.__version__, transformers=transformers.__version__)
     except ImportError:
         pass
-    return {"replies": replies, "engine_start_s": round(engine_start_s, 3), "generate_s": round(generate_s, 3),
+    return {"replies": replies, "import_s": round(started - t_import, 3), "engine_start_s": round(engine_start_s, 3), "generate_s": round(generate_s, 3),
             "versions": versions}
 
 
