@@ -1,0 +1,260 @@
+"""What every remote-API predictor shares: keys, concurrency, retries, usage and cost.
+
+A run against a paid API must survive rate limits and flaky servers without losing the
+replies it already paid for: each item is asked in a thread pool (bounded concurrency),
+retried with exponential backoff on 429 / 5xx / timeouts / malformed replies, and when it
+still fails it is recorded as `Reply(raw=None, error=...)`. The runner asks failed items
+again on the next invocation of the same run. Keys come only from the environment.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+import yaml
+
+from harness.errors import InputError
+from harness.predictors.base import ModelSpec, Predictor, Reply
+from harness.prompts import Request
+
+PRICES_PATH = Path(__file__).resolve().parent.parent / "prices.yaml"
+PRICES_ENV = "PRICEBENCH_PRICES"
+# Options that may never be given on the command line: they would land in manifest.json.
+SECRET_OPTIONS = ("api_key", "key", "token", "auth_token")
+
+
+class MalformedReply(Exception):
+    """The server answered 2xx but not with something we can read: worth another try."""
+
+
+class FatalRequest(Exception):
+    """A request that no retry can fix (bad request, auth, unknown model)."""
+
+
+def _read_prices(path: str) -> dict:
+    """The table, re-read whenever the file changes (users edit it between runs)."""
+    try:
+        stat = Path(path).stat()
+    except OSError as e:
+        raise InputError(f"cannot read price table: {e.strerror}", path=path) from None
+    return _parse_prices(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _parse_prices(path: str, _mtime_ns: int, _size: int) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise InputError(f"invalid YAML: {e}", path=path, line=mark.line + 1 if mark else None) from None
+    except OSError as e:
+        raise InputError(f"cannot read price table: {e.strerror}", path=path) from None
+    for provider, models in data.items():
+        if provider == "unit":
+            continue
+        if not isinstance(models, dict):
+            raise InputError("expected a mapping of model -> {input, output}", path=path, field=str(provider))
+        for model, row in models.items():
+            if not isinstance(row, dict) or not {"input", "output"} <= set(row):
+                raise InputError("expected {input: <$ per 1M tokens>, output: <$ per 1M tokens>}", path=path,
+                                 field=f"{provider}.{model}")
+            for side in ("input", "output"):
+                if isinstance(row[side], bool) or not isinstance(row[side], (int, float)):
+                    raise InputError(f"non-numeric price {row[side]!r}", path=path,
+                                     field=f"{provider}.{model}.{side}")
+    return data
+
+
+def price_table_path(options: dict) -> Path:
+    """Option `prices` > env PRICEBENCH_PRICES > harness/prices.yaml (the shipped table)."""
+    return Path(options.get("prices") or os.environ.get(PRICES_ENV) or PRICES_PATH)
+
+
+def lookup_price(provider: str, model: str, path: Path) -> dict | None:
+    """$ per 1M tokens for `model`: exact name, else the longest listed prefix
+    (so `claude-3-5-sonnet-20240620` and `ft:gpt-4o-mini:org::id` find their family)."""
+    table = _read_prices(str(path)).get(provider) or {}
+    if model in table:
+        return table[model]
+    prefixes = [name for name in table if model.startswith(name)]
+    return table[max(prefixes, key=len)] if prefixes else None
+
+
+def cost_usd(price: dict | None, prompt_tokens: int, completion_tokens: int) -> float | None:
+    if price is None:
+        return None
+    return (prompt_tokens * price["input"] + completion_tokens * price["output"]) / 1_000_000
+
+
+def backoff_delay(attempt: int, base: float, cap: float = 60.0) -> float:
+    """Exponential backoff with full jitter: base * 2^attempt, capped, times U(0.5, 1)."""
+    return min(cap, base * (2 ** attempt)) * random.uniform(0.5, 1.0)
+
+
+def retry_after(error: Exception, cap: float = 60.0) -> float:
+    """Seconds the server asked us to wait (a 429's Retry-After header), else 0."""
+    headers = getattr(getattr(error, "response", None), "headers", None) or {}
+    try:
+        return min(cap, max(0.0, float(headers.get("retry-after", 0))))
+    except (TypeError, ValueError):
+        return 0.0
+
+
+class ApiPredictor(Predictor):
+    """Base for openai / anthropic: subclasses implement `_client()` and `_ask(client, request)`.
+
+    `_ask` returns (text, prompt_tokens, completion_tokens) or raises; `_classify` says whether
+    an exception is worth retrying.
+    """
+
+    provider = "api"
+    key_env = "API_KEY"
+    default_prompt = "chat"
+    kind = "frontier"
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__(spec)
+        for name in SECRET_OPTIONS:
+            if name in spec.options:
+                raise InputError(f"never pass a key as an option (it would be written to the run's manifest); "
+                                 f"put it in an environment variable and pass api_key_env=NAME "
+                                 f"(default {self.key_env})", field=name)
+        if not spec.target:
+            raise InputError(f"{spec.backend}: needs a model name, e.g. {spec.backend}:<model>", field="model")
+        if spec.quant != "none":
+            raise InputError(f"{spec.backend}: quantization is the provider's business; use --quant none",
+                             field="quant")
+        options = spec.options
+        self.model = spec.target
+        self.base_url = options.get("base_url")
+        self.concurrency = max(1, int(options.get("concurrency", 8)))
+        self.max_retries = max(0, int(options.get("max_retries", 6)))
+        self.timeout = float(options.get("timeout", 60))
+        self.delay = float(options.get("delay", 1.0))          # first backoff, seconds
+        self.max_tokens = int(options.get("max_tokens", 8))
+        self.temperature = float(options.get("temperature", 0))
+        self.key_env_name = options.get("api_key_env") or self.key_env
+        self.price = lookup_price(self.provider, self.model, price_table_path(options))
+        self._api_key: str | None = None
+        self._client_obj = None
+        self._stats = {"retries": 0, "failed": 0, "errors": {}}
+        self._lock = threading.Lock()
+        if self.model.startswith("ft:"):
+            self.kind = "frontier-finetuned"
+        elif self.base_url:
+            self.kind = "open-served"
+
+    def label(self) -> str:
+        return f"{self.spec.name} (fine-tuned)" if self.kind == "frontier-finetuned" else self.spec.name
+
+    # -- keys -------------------------------------------------------------------------------
+    def _key(self) -> str:
+        key = os.environ.get(self.key_env_name)
+        if key:
+            return key
+        if self.base_url:       # local OpenAI-compatible servers (vLLM, transformers, llama.cpp) need none
+            return "not-needed"
+        raise InputError(f"{self.spec.backend}: no API key: set the environment variable {self.key_env_name} "
+                         f"(or pass api_key_env=OTHER_NAME)", field="api_key_env")
+
+    def _scrub(self, text: str) -> str:
+        """Error text is stored in predictions.jsonl: make sure a key can never ride along."""
+        if self._api_key and len(self._api_key) >= 4:
+            text = text.replace(self._api_key, "***")
+        return text[:500]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def prepare(self, task) -> None:
+        self._api_key = self._key()
+        self._client_obj = self._client(self._api_key)
+
+    def close(self) -> None:
+        client, self._client_obj = self._client_obj, None
+        if client is not None and hasattr(client, "close"):
+            client.close()
+
+    def run_info(self) -> dict:
+        info = {"provider": self.provider, "concurrency": self.concurrency, "max_retries": self.max_retries,
+                "retries": self._stats["retries"], "failed_requests": self._stats["failed"],
+                "error_kinds": dict(self._stats["errors"]),
+                "price_per_mtok": self.price, "price_table": str(price_table_path(self.spec.options))}
+        if self.base_url:
+            info["base_url"] = self.base_url
+        return info
+
+    # -- the work ----------------------------------------------------------------------------
+    def _client(self, api_key: str):
+        raise NotImplementedError
+
+    def _ask(self, client, request: Request) -> tuple[str, int, int]:
+        raise NotImplementedError
+
+    def _classify(self, error: Exception) -> str | None:
+        """A short name of a retryable error (e.g. 'rate-limit'), or None when retrying is pointless."""
+        raise NotImplementedError
+
+    def _count(self, kind: str, failed: bool) -> None:
+        with self._lock:
+            self._stats["failed" if failed else "retries"] += 1
+            self._stats["errors"][kind] = self._stats["errors"].get(kind, 0) + 1
+
+    def _one(self, request: Request) -> Reply:
+        started = time.perf_counter()
+        attempt = 0
+        while True:
+            try:
+                text, prompt_tokens, completion_tokens = self._ask(self._client_obj, request)
+                usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                         "requests": attempt + 1}
+                cost = cost_usd(self.price, prompt_tokens, completion_tokens)
+                if cost is not None:
+                    usage["cost_usd"] = cost
+                return Reply(raw=text, usage=usage, latency_s=round(time.perf_counter() - started, 4))
+            except Exception as error:   # noqa: BLE001 - every failure becomes a per-item record
+                kind = "malformed" if isinstance(error, MalformedReply) else self._classify(error)
+                if kind is None or attempt >= self.max_retries:
+                    what = kind or "fatal"
+                    self._count(what, failed=True)
+                    body = getattr(error, "body", None)
+                    detail = f" {json.dumps(body, default=str)[:300]}" if body and str(body) not in str(error) else ""
+                    message = f"{what} after {attempt + 1} attempt(s): {type(error).__name__}: {error}{detail}"
+                    return Reply(raw=None, error=self._scrub(message), usage={"requests": attempt + 1},
+                                 latency_s=round(time.perf_counter() - started, 4))
+                self._count(kind, failed=False)
+                time.sleep(max(backoff_delay(attempt, self.delay), retry_after(error)))
+                attempt += 1
+
+    def predict(self, requests: list[Request]) -> Iterator[tuple[Request, Reply]]:
+        """Replies in completion order, `concurrency` requests in flight at most."""
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=self.provider) as pool:
+            futures = {pool.submit(self._one, request): request for request in requests}
+            try:
+                for future in as_completed(futures):
+                    yield futures[future], future.result()
+            finally:
+                for future in futures:
+                    future.cancel()
+
+    def predict_batch(self, requests: list[Request]) -> list[Reply]:
+        replies = dict((id(r), reply) for r, reply in self.predict(requests))
+        return [replies[id(r)] for r in requests]
+
+
+def status_kind(status: int | None) -> str | None:
+    """Retry policy by HTTP status: 408/409/429 and 5xx are transient, other 4xx are not."""
+    if status is None:
+        return None
+    if status == 429:
+        return "rate-limit"
+    if status in (408, 409):
+        return "timeout" if status == 408 else "conflict"
+    if status >= 500:
+        return f"server-{status}"
+    return None

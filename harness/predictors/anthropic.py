@@ -1,0 +1,70 @@
+"""`anthropic:<model>`: the Anthropic Messages API (Claude).
+
+The task's system prompt goes in `system`; the course's assistant prefix ("Price is $") is
+sent as a prefilled assistant turn so Claude continues it with a number (option
+`prefill=false` drops it, for models that refuse prefills). Option `base_url` points the
+SDK at another Messages-API server. Concurrency, retries, cost: see `_api`.
+"""
+from __future__ import annotations
+
+import json
+
+import anthropic
+
+from harness.errors import InputError
+from harness.predictors._api import ApiPredictor, MalformedReply, status_kind
+from harness.predictors.base import ModelSpec
+from harness.prompts import Request
+
+MALFORMED = (anthropic.APIResponseValidationError, json.JSONDecodeError)
+
+
+class AnthropicPredictor(ApiPredictor):
+    provider = "anthropic"
+    key_env = "ANTHROPIC_API_KEY"
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__(spec)
+        if self.prompt_style != "chat":
+            raise InputError("anthropic: the Messages API takes chat prompts only; use --prompt chat", field="prompt")
+        self.prefill = bool(spec.options.get("prefill", True))
+        self.temperature = spec.options.get("temperature")   # provider default unless given
+        if self.base_url and not self.model.startswith("ft:"):
+            self.kind = "frontier"      # a Messages-API endpoint elsewhere still serves Claude
+
+    def _client(self, api_key: str):
+        return anthropic.Anthropic(api_key=api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0)
+
+    def _ask(self, client, request: Request) -> tuple[str, int, int]:
+        system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
+        turns = [{"role": m["role"], "content": m["content"]} for m in request.messages if m["role"] != "system"]
+        if turns and turns[-1]["role"] == "assistant" and not self.prefill:
+            turns.pop()
+        params = {"model": self.model, "max_tokens": self.max_tokens, "messages": turns}
+        if system:
+            params["system"] = system
+        if "temperature" in self.spec.options:
+            # Newer SDKs dropped `temperature` from create() (newer models fix sampling);
+            # older models still take it in the body.
+            params["extra_body"] = {"temperature": self.temperature}
+        response = client.messages.create(**params)
+        texts = [block.text for block in (response.content or []) if getattr(block, "type", None) == "text"]
+        if not texts:
+            raise MalformedReply(f"no text block in reply: {str(response)[:200]}")
+        usage = response.usage
+        return "".join(texts), int(usage.input_tokens or 0), int(usage.output_tokens or 0)
+
+    def _classify(self, error: Exception) -> str | None:
+        if isinstance(error, anthropic.APIStatusError):
+            return status_kind(error.status_code) or ("overloaded" if error.status_code == 529 else None)
+        if isinstance(error, anthropic.APITimeoutError):
+            return "timeout"
+        if isinstance(error, anthropic.APIConnectionError):
+            return "connection"
+        if isinstance(error, MALFORMED):
+            return "malformed"
+        return None
+
+
+def create(spec: ModelSpec) -> AnthropicPredictor:
+    return AnthropicPredictor(spec)

