@@ -152,6 +152,12 @@ def _run(task: Task, spec: ModelSpec, predictor, store: RunStore, progress) -> R
     if not todo and (folder / "metrics.json").exists():
         return load_run(folder)
 
+    # Load / fit / connect before the first write: a predictor that cannot start leaves no folder.
+    prepare_s = 0.0
+    if todo:
+        t0 = time.perf_counter()
+        predictor.prepare(task)
+        prepare_s = round(time.perf_counter() - t0, 3)
     folder.mkdir(parents=True, exist_ok=True)
     manifest_path = folder / "manifest.json"
     manifest = read_json(manifest_path) if manifest_path.exists() else {
@@ -165,9 +171,7 @@ def _run(task: Task, spec: ModelSpec, predictor, store: RunStore, progress) -> R
     session = {"started": _now(), "items": len(todo), "resumed_from": len(done)}
     computed = 0
     if todo:
-        t0 = time.perf_counter()
-        predictor.prepare(task)
-        session["prepare_s"] = round(time.perf_counter() - t0, 3)
+        session["prepare_s"] = prepare_s
         t1, last_flush, buffer = time.perf_counter(), time.perf_counter(), []
         bar = tqdm(total=len(todo), desc=f"{spec.name} | {task.name}", unit="item",
                    disable=None if progress is None else not progress, leave=False)

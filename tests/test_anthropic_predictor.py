@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from _fake_anthropic import expected_reply, text_key
+from tests._fake_anthropic import expected_reply, text_key
 from harness.errors import InputError
 from harness.predictors import ModelSpec, make_predictor
 from harness.runner import run

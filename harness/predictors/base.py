@@ -14,7 +14,7 @@ from harness.prompts import Request
 QUANTS = ("none", "8bit", "4bit")
 # Options that change speed, never the replies: kept out of a run's identity.
 RUNTIME_OPTIONS = frozenset({"batch_size", "concurrency", "timeout", "max_retries", "device", "progress",
-                             "delay", "workers"})
+                             "delay", "workers", "api_key_env", "python"})
 
 
 @dataclass(frozen=True)

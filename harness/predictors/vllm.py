@@ -76,7 +76,7 @@ class VLLMPredictor(Predictor):
         if self.lora:
             self.kind = "open-finetuned"
         elif self.prompt_style == "chat":
-            self.kind = "open-chat"
+            self.kind = "open-instruct"
         self._info: dict = {}
 
     # -- the engine's arguments ---------------------------------------------------------------
