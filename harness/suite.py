@@ -249,6 +249,9 @@ def _reason(e: BaseException) -> str:
 
 # --- running the jobs -------------------------------------------------------------------------
 
+_PROCESS_TASKS: dict = {}   # tasks loaded in this process (local run or Ray worker), by data dir
+
+
 def execute_job(job: Job, data_dir=None, store=None) -> dict:
     """Run one job through harness.run; never raises: the outcome says what happened."""
     import time
@@ -257,7 +260,9 @@ def execute_job(job: Job, data_dir=None, store=None) -> dict:
 
     t0 = time.perf_counter()
     try:
-        result = run(job.task, job.model, quant=job.quant, prompt=job.prompt, options=job.options_dict,
+        # Load (and validate, and hash) each task's items once per process, not once per job.
+        task = _task(job, data_dir, _PROCESS_TASKS.setdefault(str(data_dir), {}))
+        result = run(task, job.model, quant=job.quant, prompt=job.prompt, options=job.options_dict,
                      data_dir=data_dir, store=store, progress=False)
     except Exception as e:  # noqa: BLE001 - keep going; the suite lists failures at the end
         return {"ok": False, "error": _reason(e), "traceback": traceback.format_exc(limit=6),
