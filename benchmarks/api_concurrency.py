@@ -8,37 +8,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
+from harness.local_server import transformers_serve
 from harness.predictors import ModelSpec, make_predictor
 from harness.prompts import build_requests
 from harness.tasks import load_task
 from harness.testmodels import model_folder
-
-
-def start_server(folder: str, extra: list[str]) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cli = Path(sys.executable).with_name("transformers")
-    proc = subprocess.Popen([str(cli), "serve", folder, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
-                             *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return proc, f"http://127.0.0.1:{port}/v1"
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("transformers serve did not become healthy")
 
 
 def main() -> int:
@@ -54,8 +30,8 @@ def main() -> int:
     folder = str(model_folder("smollm2-135m-instruct"))
     task = load_task("amazon8", data_dir=args.data_dir, eval_slice=f"0:{args.items}")
     requests = build_requests(task, task.eval_items(), args.prompt)
-    proc, base_url = start_server(folder, ["--continuous-batching"] if args.continuous_batching else [])
-    try:
+    extra = ["--continuous-batching"] if args.continuous_batching else []
+    with transformers_serve(folder, extra) as base_url:
         print(f"openai: predictor -> transformers serve (SmolLM2, CPU{', continuous batching' if args.continuous_batching else ''}), "
               f"{len(requests)} amazon8 items, {args.prompt} prompts, max_tokens {args.max_tokens} (shared machine)")
         print(f"{'concurrency':>11}{'wall s':>9}{'items/s':>9}{'mean latency s':>16}{'failed':>8}")
@@ -71,12 +47,6 @@ def main() -> int:
             latency = sum(r.latency_s for r in replies) / len(replies)
             failed = sum(r.error is not None for r in replies)
             print(f"{level:>11}{wall:>9.1f}{len(replies) / wall:>9.2f}{latency:>16.2f}{failed:>8}")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     return 0
 
 

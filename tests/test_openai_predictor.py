@@ -7,13 +7,7 @@ transformers generate on the same prompt: proof that the predictor sends the tas
 from __future__ import annotations
 
 import importlib.util
-import os
 import secrets
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -28,12 +22,6 @@ N_ITEMS = 4
 MAX_TOKENS = 8
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def smollm2() -> str:
     from harness.testmodels import model_folder
@@ -45,32 +33,10 @@ def server(smollm2, tmp_path_factory):
     """`transformers serve` on a free 127.0.0.1 port; its base_url. Stopped by PID."""
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         pytest.skip("transformers serve needs `pip install 'transformers[serving]'` (.ci/setup.d/51-*)")
-    port = _free_port()
-    cli = Path(sys.executable).with_name("transformers")
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([str(cli), "serve", smollm2, "--host", "127.0.0.1", "--port", str(port),
-                                 "--device", "cpu"], stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, f"transformers serve exited: {log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, f"transformers serve not healthy: {log.read_text()[-2000:]}"
-            time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    from harness.local_server import transformers_serve
+
+    with transformers_serve(smollm2, log_path=tmp_path_factory.mktemp("serve") / "serve.log") as base_url:
+        yield base_url
 
 
 @pytest.fixture

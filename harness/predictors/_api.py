@@ -196,9 +196,19 @@ class ApiPredictor(Predictor):
     def _ask(self, client, request: Request) -> tuple[str, int, int]:
         raise NotImplementedError
 
+    sdk = None   # the provider's SDK module: openai and anthropic share these exception names
+
     def _classify(self, error: Exception) -> str | None:
         """A short name of a retryable error (e.g. 'rate-limit'), or None when retrying is pointless."""
-        raise NotImplementedError
+        if isinstance(error, self.sdk.APIStatusError):
+            return status_kind(error.status_code)
+        if isinstance(error, self.sdk.APITimeoutError):
+            return "timeout"
+        if isinstance(error, self.sdk.APIConnectionError):
+            return "connection"
+        if isinstance(error, (self.sdk.APIResponseValidationError, json.JSONDecodeError)):
+            return "malformed"
+        return None
 
     def _count(self, kind: str, failed: bool) -> None:
         with self._lock:

@@ -7,20 +7,17 @@ SDK at another Messages-API server. Concurrency, retries, cost: see `_api`.
 """
 from __future__ import annotations
 
-import json
-
 import anthropic
 
 from harness.errors import InputError
-from harness.predictors._api import ApiPredictor, MalformedReply, status_kind
+from harness.predictors._api import ApiPredictor, MalformedReply
 from harness.predictors.base import ModelSpec
 from harness.prompts import Request
-
-MALFORMED = (anthropic.APIResponseValidationError, json.JSONDecodeError)
 
 
 class AnthropicPredictor(ApiPredictor):
     provider = "anthropic"
+    sdk = anthropic
     key_env = "ANTHROPIC_API_KEY"
 
     def __init__(self, spec: ModelSpec):
@@ -53,17 +50,6 @@ class AnthropicPredictor(ApiPredictor):
             raise MalformedReply(f"no text block in reply: {str(response)[:200]}")
         usage = response.usage
         return "".join(texts), int(usage.input_tokens or 0), int(usage.output_tokens or 0)
-
-    def _classify(self, error: Exception) -> str | None:
-        if isinstance(error, anthropic.APIStatusError):
-            return status_kind(error.status_code) or ("overloaded" if error.status_code == 529 else None)
-        if isinstance(error, anthropic.APITimeoutError):
-            return "timeout"
-        if isinstance(error, anthropic.APIConnectionError):
-            return "connection"
-        if isinstance(error, MALFORMED):
-            return "malformed"
-        return None
 
 
 def create(spec: ModelSpec) -> AnthropicPredictor:

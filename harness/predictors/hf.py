@@ -20,7 +20,6 @@ trust_remote_code (false), batch_size (8), device (auto|cpu|cuda), progress.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 import warnings

@@ -7,19 +7,16 @@ names; they are labelled `frontier-finetuned`. Concurrency, retries, cost: see `
 """
 from __future__ import annotations
 
-import json
-
 import openai
 
-from harness.predictors._api import ApiPredictor, MalformedReply, status_kind
+from harness.predictors._api import ApiPredictor, MalformedReply
 from harness.predictors.base import ModelSpec
 from harness.prompts import Request
-
-MALFORMED = (openai.APIResponseValidationError, json.JSONDecodeError)
 
 
 class OpenAIPredictor(ApiPredictor):
     provider = "openai"
+    sdk = openai
     key_env = "OPENAI_API_KEY"
 
     def __init__(self, spec: ModelSpec):
@@ -47,17 +44,6 @@ class OpenAIPredictor(ApiPredictor):
             raise MalformedReply(f"no text in reply: {str(response)[:200]}")
         usage = getattr(response, "usage", None)
         return text, int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
-
-    def _classify(self, error: Exception) -> str | None:
-        if isinstance(error, openai.APIStatusError):
-            return status_kind(error.status_code)
-        if isinstance(error, openai.APITimeoutError):
-            return "timeout"
-        if isinstance(error, openai.APIConnectionError):
-            return "connection"
-        if isinstance(error, MALFORMED):
-            return "malformed"
-        return None
 
 
 def create(spec: ModelSpec) -> OpenAIPredictor:
