@@ -15,11 +15,12 @@ from typing import Callable
 
 import joblib
 
+from harness.cache import cache_root
+
 
 def cache_dir() -> Path:
     """$PRICEBENCH_CACHE/fitted, else ~/.cache/pricebench/fitted."""
-    root = os.environ.get("PRICEBENCH_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "pricebench") / "fitted"
+    return cache_root() / "fitted"
 
 
 def cache_key(key: dict) -> str:

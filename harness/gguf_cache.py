@@ -6,28 +6,12 @@ take about a second and lets 8-bit/4-bit work on GGUF models too.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
 
-
-def cache_root() -> Path:
-    return Path(os.environ.get("PRICEBENCH_CACHE", Path.home() / ".cache" / "pricebench"))
-
-
-@contextmanager
-def file_lock(path: Path):
-    """Serialise slow one-time work (downloads, conversions) across processes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+from harness.cache import cache_root, file_lock
 
 
 def _fingerprint(path: Path) -> str:

@@ -15,7 +15,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from harness.gguf_cache import cache_root, dequantized_folder, file_lock
+from harness.cache import cache_root, file_lock
+from harness.gguf_cache import dequantized_folder
 
 SMOLLM2 = "smollm2-135m-instruct"
 GEMMA3 = "gemma-3-270m"

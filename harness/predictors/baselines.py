@@ -73,7 +73,7 @@ class BaselinePredictor(Predictor):
             self.info = {"fitted": False}
             return
         recipe = RECIPES[self.name]
-        key = {"train_hash": task.train_hash, **self.identity(task)}
+        key = self.identity(task)       # train-data hash + recipe: what the fit depends on
         t0 = time.perf_counter()
 
         def fit():
