@@ -19,7 +19,6 @@ trust_remote_code (false), batch_size (8), device (auto|cpu|cuda), progress.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import warnings
@@ -27,40 +26,12 @@ from pathlib import Path
 from typing import Iterator
 
 from harness.errors import InputError
+from harness.fingerprint import weights_fingerprint
 from harness.predictors.base import ModelSpec, Predictor, Reply
 from harness.prompts import Request
 
 DEFAULT_MAX_NEW_TOKENS = 6
 DECODINGS = ("greedy", "topk-weighted")
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
-_SAMPLE_BYTES = 1 << 20
-
-
-def _file_fingerprint(path: Path, digest) -> None:
-    """Size + first and last MiB: cheap, stable across machines, differs when weights differ."""
-    size = path.stat().st_size
-    digest.update(f"{path.name}:{size}:".encode())
-    with open(path, "rb") as f:
-        digest.update(f.read(_SAMPLE_BYTES))
-        if size > 2 * _SAMPLE_BYTES:
-            f.seek(size - _SAMPLE_BYTES)
-            digest.update(f.read(_SAMPLE_BYTES))
-
-
-def weights_fingerprint(path) -> str:
-    """A short hash of a weights file or folder (config + every weight file's fingerprint)."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(
-        p for p in path.iterdir() if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.name.endswith("config.json")))
-    for file in files:
-        if file.suffix in WEIGHT_SUFFIXES:
-            _file_fingerprint(file, digest)
-        else:
-            digest.update(file.name.encode() + b":" + file.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def resolve_target(target: str) -> tuple[str, str | None]:
     """(what from_pretrained loads, the GGUF it came from): alias, .gguf file, folder or hub id."""
     from harness import testmodels

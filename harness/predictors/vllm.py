@@ -15,7 +15,6 @@ lora_name, max_lora_rank, engine_args (a dict passed to vllm.LLM as is), python,
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 from harness.errors import InputError
+from harness.fingerprint import weights_fingerprint
 from harness.predictors.base import ModelSpec, Predictor, Reply
 from harness.prompts import Request
 
@@ -36,20 +36,6 @@ PYTHON_ENV = "PRICEBENCH_VLLM_PYTHON"
 QUANT_METHODS = {"4bit": "bitsandbytes", "8bit": "fp8"}
 ENGINE_OPTIONS = ("dtype", "max_model_len", "tensor_parallel_size", "gpu_memory_utilization", "enforce_eager",
                   "seed", "max_lora_rank", "max_num_seqs", "trust_remote_code")
-
-
-def fingerprint(path: str | None) -> dict | None:
-    """A cheap identity for a local model or adapter folder: its config files and weight sizes."""
-    if not path or not Path(path).is_dir():
-        return None
-    folder = Path(path)
-    digest = hashlib.sha256()
-    for name in ("config.json", "adapter_config.json", "tokenizer_config.json", "chat_template.jinja"):
-        if (folder / name).exists():
-            digest.update(name.encode() + (folder / name).read_bytes())
-    for weights in sorted(list(folder.glob("*.safetensors")) + list(folder.glob("*.bin"))):
-        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
-    return {"sha256": digest.hexdigest()[:16]}
 
 
 class VLLMPredictor(Predictor):
@@ -98,7 +84,9 @@ class VLLMPredictor(Predictor):
                              for r in requests]}
 
     def identity(self, task) -> dict:
-        return {"weights": fingerprint(self.spec.target), "lora": fingerprint(self.lora)}
+        target = Path(self.spec.target)
+        return {"weights": weights_fingerprint(target) if target.exists() else self.spec.target,
+                "lora": weights_fingerprint(self.lora) if self.lora else None}
 
     def label(self) -> str:
         return self.spec.name + ("" if self.spec.quant == "none" else f" ({self.spec.quant})")
