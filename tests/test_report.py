@@ -9,7 +9,7 @@ import pytest
 
 from harness import cli
 from harness.report import report_for_leaderboard
-from harness.report.significance import paired_bootstrap_many
+from harness.scoring import paired_bootstrap_many
 from harness.scoring import paired_bootstrap
 from harness.suite import load_leaderboard, run_suite
 from tests._suite_support import EVIL, register, small_task, write_leaderboard

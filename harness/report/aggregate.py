@@ -13,7 +13,7 @@ import pandas as pd
 
 from harness.predictors.base import QUANTS
 from harness.report.collect import Entry
-from harness.report.significance import paired_bootstrap_many
+from harness.scoring import paired_bootstrap_many
 from harness.scoring import paired_bootstrap
 
 
