@@ -3,7 +3,9 @@
 SmolLM2-135M-Instruct fp32, greedy, the course's base prompt, batch size 8, amazon8 items
 0-249 (or --slice). Each way runs as its own process and is timed end to end (imports, model
 load, generation, scoring); the plain loop and pricebench also report generation alone.
-Prints wall seconds, items/s, MAE, and whether the three agree item for item.
+A fourth way, pricebench with PyTorch's default linear kernel (`-o linear_kernel=aten`), shows
+what routing fp32 linear layers through oneDNN (harness/onednn_linear.py) adds on this CPU.
+Prints wall seconds, items/s, MAE, and whether the ways agree item for item.
 Target: pricebench at least 1.3x faster than lm-eval end to end, on identical replies.
 
     flock /tmp/pricebench-bench.lock python benchmarks/hf_vs_lmeval.py [--slice 0:250]
@@ -75,7 +77,7 @@ def main() -> None:
     parser.add_argument("--slice", default="0:250")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--data-dir", default=os.environ.get("PRICEBENCH_DATA", str(REPO.parent / "shared" / "data")))
-    parser.add_argument("--skip", nargs="*", default=[], choices=["plain", "lmeval", "pricebench"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["plain", "lmeval", "pricebench", "pricebench-aten"])
     args = parser.parse_args()
 
     task = load_task("amazon8", data_dir=args.data_dir, eval_slice=args.slice)
@@ -110,18 +112,22 @@ def main() -> None:
         prices["lm-eval"] = {s["doc"]["id"]: parse_price(s["resps"][0][0]) for s in samples}
         rows.append(("lm_eval (hf backend, exported task)", wall, None, CPU_SECONDS[str(bin_dir / "lm_eval")]))
 
-    if "pricebench" not in args.skip:
-        store = work / "runs"
+    # pricebench as it runs by default, and with PyTorch's default linear kernel to show what oneDNN adds.
+    ways = [("pricebench", "pricebench run (hf:)", "auto"), ("pricebench-aten", "pricebench run, linear_kernel=aten", "aten")]
+    for key, name, kernel in ways:
+        if key in args.skip:
+            continue
+        store = work / f"runs-{kernel}"
         cmd = [str(bin_dir / "pricebench"), "--data-dir", args.data_dir, "--store", str(store), "run",
                "--task", "amazon8", "--slice", args.slice, "--model", "hf:smollm2-135m-instruct", "--prompt", "base",
-               "-o", f"batch_size={args.batch_size}", "-o", "dtype=float32", "--json"]
+               "-o", f"batch_size={args.batch_size}", "-o", "dtype=float32", "-o", f"linear_kernel={kernel}", "--json"]
         wall = timed(cmd, env)
         run_dir = next(store.iterdir())
         manifest = json.loads((run_dir / "manifest.json").read_text())
         records = [json.loads(line) for line in open(run_dir / "predictions.jsonl")]
-        prices["pricebench"] = {r["id"]: r["price"] for r in records}
-        rows.append(("pricebench run (hf:)", wall, manifest["info"]["generate_s"], CPU_SECONDS[str(bin_dir / "pricebench")]))
-        print(f"pricebench run info: {json.dumps(manifest['info'])}")
+        prices[key] = {r["id"]: r["price"] for r in records}
+        rows.append((name, wall, manifest["info"]["generate_s"], CPU_SECONDS[str(bin_dir / "pricebench")]))
+        print(f"{name} info: {json.dumps(manifest['info'])}")
 
     n = len(truth)
     print(f"\n{'way':<40}{'wall s':>9}{'items/s':>9}{'CPU s':>9}{'generate s':>12}{'gen items/s':>12}{'MAE':>10}")

@@ -153,10 +153,11 @@ def cmd_export_lm_eval(args) -> int:
     from harness.tasks import load_task
 
     task = load_task(args.task, data_dir=args.data_dir, eval_slice=args.slice)
-    path = export_lm_eval(task, args.dir, max_new_tokens=args.max_new_tokens)
+    path = export_lm_eval(task, args.dir, max_new_tokens=args.max_new_tokens, prompt=args.prompt)
+    chat = " --apply_chat_template" if args.prompt == "chat" else ""
     print(f"wrote {path} ({len(task.eval_items())} items); run it with:\n"
           f"  lm_eval --model hf --model_args pretrained=<model>,dtype=float32 --device cpu "
-          f"--include_path {path.parent} --tasks {task_name(task)} --batch_size 8")
+          f"--include_path {path.parent} --tasks {task_name(task, args.prompt)} --batch_size 8{chat}")
     return 0
 
 
@@ -209,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="output folder")
     p.add_argument("--slice", help="evaluation slice (default: the task's)")
     p.add_argument("--max-new-tokens", type=int, default=6, help="generation budget (default 6, as hf:)")
+    p.add_argument("--prompt", choices=["base", "chat"], default="base",
+                   help="base completion prompt, or the chat prompt (run with lm_eval --apply_chat_template)")
     p.set_defaults(func=cmd_export_lm_eval)
     return parser
 

@@ -1,11 +1,16 @@
 """Export a pricebench task as an lm-evaluation-harness task folder.
 
-`pricebench export-lm-eval amazon8 DIR` writes
+`pricebench export-lm-eval amazon8 DIR [--prompt base|chat]` writes
   DIR/<name>.jsonl  the task's evaluation items with the prompt already rendered (no hub access)
   DIR/<name>.yaml   a generate_until task over that file, greedy, same new-token budget
   DIR/utils.py      process_results + aggregations that call harness.scoring (the course's rules)
 so that `lm_eval --model hf --include_path DIR --tasks <name>` scores exactly as pricebench does,
 and a run through lm-eval can be compared with `pricebench run` item for item.
+
+The chat prompt maps onto lm-eval's own chat fields: the system message is the task
+`description`, the user message `doc_to_text`, and the assistant's "Price is $" the
+`gen_prefix`, which lm-eval continues (continue_final_message) under `--apply_chat_template`,
+as hf: does. Each is a column of the JSONL, named in the YAML.
 """
 from __future__ import annotations
 
@@ -36,21 +41,42 @@ def rmsle(sles):
 '''
 
 
-def task_name(task) -> str:
-    return f"pricebench_{task.name}".replace("-", "_")
+def task_name(task, prompt: str = "base") -> str:
+    return f"pricebench_{task.name}{'_chat' if prompt == 'chat' else ''}".replace("-", "_")
 
 
-def export_lm_eval(task, out_dir, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> Path:
-    """Write the lm-eval task folder for `task` (base-completion prompt); return the YAML path."""
+def _doc(request) -> dict:
+    """One JSONL row: the rendered prompt (base) or its chat parts (chat), with the truth."""
+    if request.style == "base":
+        fields = {"prompt": request.prompt}
+    else:
+        roles = {m["role"]: m["content"] for m in request.messages}
+        fields = {"system": roles["system"], "user": roles["user"], "assistant_prefix": roles.get("assistant")}
+    return {"id": request.item.id, **fields, "price": request.item.price}
+
+
+def _prompt_fields(prompt: str, docs: list[dict]) -> dict:
+    """Where the YAML finds the prompt: lm-eval reads a value naming a JSONL column as that column."""
+    if prompt == "base":
+        return {"doc_to_text": "{{prompt}}"}
+    fields = {"description": "system", "doc_to_text": "user"}
+    if docs and docs[0]["assistant_prefix"]:
+        fields["gen_prefix"] = "assistant_prefix"
+    return fields
+
+
+def export_lm_eval(task, out_dir, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, prompt: str = "base") -> Path:
+    """Write the lm-eval task folder for `task` in the base or chat prompt; return the YAML path."""
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    name = task_name(task)
-    requests = build_requests(task, task.eval_items(), "base")
+    name = task_name(task, prompt)
+    requests = build_requests(task, task.eval_items(), prompt)
+    docs = [_doc(r) for r in requests]
     data = out / f"{name}.jsonl"
     tmp = data.with_suffix(".jsonl.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        for r in requests:
-            f.write(json.dumps({"id": r.item.id, "prompt": r.prompt, "price": r.item.price}, ensure_ascii=False) + "\n")
+        for doc in docs:
+            f.write(json.dumps(doc, ensure_ascii=False) + "\n")
     tmp.replace(data)
     (out / "utils.py").write_text(UTILS, encoding="utf-8")
     spec = {
@@ -59,7 +85,7 @@ def export_lm_eval(task, out_dir, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKEN
         "dataset_kwargs": {"data_files": {"test": str(data)}},
         "test_split": "test",
         "output_type": "generate_until",
-        "doc_to_text": "{{prompt}}",
+        **_prompt_fields(prompt, docs),
         "doc_to_target": "{{price}}",
         "generation_kwargs": {"until": "UNTIL", "max_gen_toks": max_new_tokens, "do_sample": False},
         "process_results": "UTILS.process_results",
@@ -67,12 +93,13 @@ def export_lm_eval(task, out_dir, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKEN
                         {"metric": "rmsle", "aggregation": "UTILS.rmsle", "higher_is_better": False},
                         {"metric": "hit_rate", "aggregation": "mean", "higher_is_better": True},
                         {"metric": "parse_failure_rate", "aggregation": "mean", "higher_is_better": False}],
-        "metadata": {"version": 1.0, "pricebench_task": task.name, "eval_slice": task.eval_slice,
+        "metadata": {"version": 1.0, "pricebench_task": task.name, "prompt": prompt, "eval_slice": task.eval_slice,
                      "eval_hash": task.eval_hash},
     }
     text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
     text = text.replace("UTILS.", "!function utils.").replace("until: UNTIL", 'until: ["\\n"]')
     path = out / f"{name}.yaml"
-    path.write_text(f"# Written by `pricebench export-lm-eval {task.name}`: {len(requests)} items of slice "
-                    f"{task.eval_slice}.\n{text}", encoding="utf-8")
+    usage = "\n# The chat prompt needs `lm_eval --apply_chat_template`." if prompt == "chat" else ""
+    path.write_text(f"# Written by `pricebench export-lm-eval {task.name} --prompt {prompt}`: {len(requests)} items "
+                    f"of slice {task.eval_slice}.{usage}\n{text}", encoding="utf-8")
     return path

@@ -55,6 +55,8 @@ def test_bad_targets_and_options_are_input_errors(tmp_path):
         make_predictor(ModelSpec(f"hf:{tmp_path}/empty"))
     with pytest.raises(InputError, match="decoding"):
         make_predictor(ModelSpec("hf:smollm2-135m-instruct", options={"decoding": "beam"}))
+    with pytest.raises(InputError, match="linear_kernel"):
+        make_predictor(ModelSpec("hf:smollm2-135m-instruct", options={"linear_kernel": "mkl"}))
     with pytest.raises(InputError, match="adapter"):
         make_predictor(ModelSpec("hf:smollm2-135m-instruct", options={"adapter": str(tmp_path / "nope")}))
 
@@ -143,6 +145,25 @@ def test_chat_prompt_continues_the_assistant_prefix(task, data_dir, store):
 
 
 @pytest.mark.slow
+def test_onednn_linear_kernel_gives_the_default_kernels_replies(data_dir, tmp_path):
+    runs = {kernel: run("amazon8", f"hf:{SMOL}", prompt="base", options={"linear_kernel": kernel}, eval_slice="0:8",
+                        data_dir=data_dir, store=tmp_path / kernel, progress=False) for kernel in ("auto", "aten")}
+    assert runs["auto"].run_id == runs["aten"].run_id          # a kernel is how, not what: same run
+
+    def stored(kernel):
+        run_dir = tmp_path / kernel / runs[kernel].run_id
+        info = json.loads((run_dir / "manifest.json").read_text())["info"]
+        return info["linear_kernel"], [(r["id"], r["raw"]) for r in map(json.loads, open(run_dir / "predictions.jsonl"))]
+
+    (auto_kernel, auto_replies), (aten_kernel, aten_replies) = stored("auto"), stored("aten")
+    from harness.onednn_linear import onednn_available
+
+    # SmolLM2: 30 layers x 7 projections + the LM head.
+    assert auto_kernel == ("onednn (211 layers)" if onednn_available() else "aten") and aten_kernel == "aten"
+    assert auto_replies == aten_replies and len(auto_replies) == 8
+
+
+@pytest.mark.slow
 def test_topk_weighted_decoding_is_the_courses_weighted_digit_mean(data_dir, store):
     result = run("amazon8", f"hf:{SMOL}", prompt="base", options={"decoding": "topk-weighted", "top_k": 3},
                  eval_slice="0:4", data_dir=data_dir, store=store, progress=False)
@@ -219,31 +240,37 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(data_dir, tmp_path)
 
 
 @pytest.mark.slow
-def test_exported_task_under_real_lm_eval_gives_the_same_mae(data_dir, store, tmp_path, smol_folder):
+@pytest.mark.parametrize("prompt", ["base", "chat"])
+def test_exported_task_under_real_lm_eval_gives_the_same_mae(prompt, data_dir, store, tmp_path, smol_folder):
     export = subprocess.run([str(BIN / "pricebench"), "--data-dir", str(data_dir), "export-lm-eval", "amazon8",
-                             str(tmp_path / "task"), "--slice", "0:8"], capture_output=True, text=True, check=True)
-    assert "pricebench_amazon8" in export.stdout
+                             str(tmp_path / "task"), "--slice", "0:8", "--prompt", prompt],
+                            capture_output=True, text=True, check=True)
+    name = "pricebench_amazon8" + ("_chat" if prompt == "chat" else "")
+    assert f"--tasks {name} " in export.stdout
+    chat_flag = ["--apply_chat_template"] if prompt == "chat" else []
     subprocess.run([str(BIN / "lm_eval"), "--model", "hf", "--model_args", f"pretrained={smol_folder},dtype=float32",
-                    "--device", "cpu", "--include_path", str(tmp_path / "task"), "--tasks", "pricebench_amazon8",
-                    "--batch_size", "8", "--log_samples", "--output_path", str(tmp_path / "out")],
+                    "--device", "cpu", "--include_path", str(tmp_path / "task"), "--tasks", name,
+                    "--batch_size", "8", "--log_samples", "--output_path", str(tmp_path / "out"), *chat_flag],
                    env=_env(data_dir), check=True, capture_output=True)
     results = json.loads(open(glob.glob(str(tmp_path / "out" / "**" / "results_*.json"), recursive=True)[0]).read())
-    lm = results["results"]["pricebench_amazon8"]
+    lm = results["results"][name]
     samples = [json.loads(line) for line in
                open(glob.glob(str(tmp_path / "out" / "**" / "samples_*.jsonl"), recursive=True)[0])]
 
-    ours = run("amazon8", f"hf:{SMOL}", prompt="base", eval_slice="0:8", data_dir=data_dir, store=store,
+    ours = run("amazon8", f"hf:{SMOL}", prompt=prompt, eval_slice="0:8", data_dir=data_dir, store=store,
                progress=False)
     assert lm["mae,none"] == pytest.approx(ours.metrics["mae"], abs=1e-9)
     assert lm["hit_rate,none"] == pytest.approx(ours.metrics["hit_rate"])
     assert lm["rmsle,none"] == pytest.approx(ours.metrics["rmsle"])
-    # Identical prompts, item for item.
-    prompts = {s["doc"]["id"]: s["arguments"]["gen_args_0"]["arg_0"] for s in samples}
+    # Identical prompts, item for item: the exact text each model continued (chat: after its template).
     from harness.prompts import build_requests
 
-    ours_prompts = {r.item.id: r.prompt for r in build_requests(ours_task(data_dir), ours_task(data_dir).eval_items(),
-                                                                "base")}
-    assert prompts == ours_prompts
+    predictor = make_predictor(ModelSpec(f"hf:{SMOL}"))
+    task = ours_task(data_dir)
+    ours_prompts = {r.item.id: predictor.render(r) for r in build_requests(task, task.eval_items(), prompt)}
+    assert {s["doc"]["id"]: s["arguments"]["gen_args_0"]["arg_0"] for s in samples} == ours_prompts
+    if prompt == "chat":
+        assert all(text.endswith("<|im_start|>assistant\nPrice is $") for text in ours_prompts.values())
     theirs = {s["doc"]["id"]: parse_price(s["resps"][0][0]) for s in samples}
     assert theirs == dict(zip(ours.df["id"], ours.df["price"]))
 
@@ -282,3 +309,15 @@ def test_export_writes_a_self_contained_lm_eval_task(data_dir, tmp_path):
         assert theirs["mae"] == ours["error"] and theirs["rmsle"] == ours["sle"]
         assert theirs["hit_rate"] == 100.0 * (ours["colour"] == "green")
         assert theirs["parse_failure_rate"] == 100.0 * (not ours["parsed"])
+
+    # The chat prompt: its parts as columns that lm-eval's chat fields name, beside the base task.
+    chat_path = export_lm_eval(task, tmp_path / "task", prompt="chat")
+    chat = yaml.load(chat_path.read_text(), Loader=loader)
+    assert chat["task"] == "pricebench_amazon8_chat" and path.exists()
+    assert (chat["description"], chat["doc_to_text"], chat["gen_prefix"]) == ("system", "user", "assistant_prefix")
+    chat_docs = [json.loads(line) for line in open(chat["dataset_kwargs"]["data_files"]["test"])]
+    chat_requests = build_requests(task, task.eval_items(), "chat")
+    assert [[{"role": "system", "content": d["system"]}, {"role": "user", "content": d["user"]},
+             {"role": "assistant", "content": d["assistant_prefix"]}] for d in chat_docs] == \
+        [list(r.messages) for r in chat_requests]
+    assert "--apply_chat_template" in chat_path.read_text().splitlines()[1]

@@ -12,9 +12,10 @@ from typing import Iterator
 from harness.prompts import Request
 
 QUANTS = ("none", "8bit", "4bit")
-# Options that change speed, never the replies: kept out of a run's identity.
+# Options that change speed, not the question (device and linear_kernel change only float rounding,
+# as another BLAS build would): kept out of a run's identity.
 RUNTIME_OPTIONS = frozenset({"batch_size", "concurrency", "timeout", "max_retries", "device", "progress",
-                             "delay", "workers", "api_key_env", "python"})
+                             "delay", "workers", "api_key_env", "python", "linear_kernel"})
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ before and after fine-tuning) for any model a user names:
 
 Options (`-o key=value`): dtype (auto|float32|bfloat16|float16), compute_dtype (4-bit),
 max_new_tokens (6), decoding (greedy|topk-weighted), top_k (3), adapter, revision,
-trust_remote_code (false), batch_size (8), device (auto|cpu|cuda), progress.
+trust_remote_code (false), batch_size (8), device (auto|cpu|cuda), linear_kernel (auto|aten:
+fp32 linear layers on the CPU go through oneDNN unless aten; see harness/onednn_linear.py), progress.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from typing import Iterator
 
 from harness.errors import InputError
 from harness.fingerprint import weights_fingerprint
+from harness.onednn_linear import KERNELS, route_linear_to_onednn
 from harness.predictors.base import ModelSpec, Predictor, Reply
 from harness.prompts import Request
 
@@ -72,6 +74,10 @@ class HFPredictor(Predictor):
         self.decoding = str(opts.get("decoding", "greedy"))
         if self.decoding not in DECODINGS:
             raise InputError(f"decoding must be one of {DECODINGS}, got {self.decoding!r}", field="decoding")
+        self.linear_kernel = str(opts.get("linear_kernel", "auto"))
+        if self.linear_kernel not in KERNELS:
+            raise InputError(f"linear_kernel must be one of {KERNELS}, got {self.linear_kernel!r}",
+                             field="linear_kernel")
         self.top_k = int(opts.get("top_k", 3))
         self.max_new_tokens = int(opts.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS))
         self.trust_remote_code = _as_bool(opts.get("trust_remote_code", False))
@@ -178,6 +184,7 @@ class HFPredictor(Predictor):
 
             model = PeftModel.from_pretrained(model, str(Path(self.adapter).expanduser()))
         model.eval()
+        routed = route_linear_to_onednn(model) if self.linear_kernel == "auto" and self.device == "cpu" else 0
         self.model = model
         _ = self.tokenizer
         if self.device.startswith("cuda"):
@@ -186,6 +193,7 @@ class HFPredictor(Predictor):
                       "dtype": str(self._dtype()).replace("torch.", ""), "quant": self.spec.quant,
                       "source": self.source, "gguf": self.gguf, "adapter": self.adapter,
                       "model_memory_mib": round(model.get_memory_footprint() / 2**20, 1),
+                      "linear_kernel": f"onednn ({routed} layers)" if routed else "aten",
                       "generate_s": 0.0, "items": 0, "prompt_tokens": 0, "completion_tokens": 0}
 
     # --- prompts ---------------------------------------------------------------------
