@@ -55,12 +55,12 @@ def _doc(request) -> dict:
     return {"id": request.item.id, **fields, "price": request.item.price}
 
 
-def _prompt_fields(prompt: str, docs: list[dict]) -> dict:
+def _prompt_fields(task, prompt: str) -> dict:
     """Where the YAML finds the prompt: lm-eval reads a value naming a JSONL column as that column."""
     if prompt == "base":
         return {"doc_to_text": "{{prompt}}"}
     fields = {"description": "system", "doc_to_text": "user"}
-    if docs and docs[0]["assistant_prefix"]:
+    if task.chat_template.get("assistant_prefix"):
         fields["gen_prefix"] = "assistant_prefix"
     return fields
 
@@ -71,12 +71,11 @@ def export_lm_eval(task, out_dir, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKEN
     out.mkdir(parents=True, exist_ok=True)
     name = task_name(task, prompt)
     requests = build_requests(task, task.eval_items(), prompt)
-    docs = [_doc(r) for r in requests]
     data = out / f"{name}.jsonl"
     tmp = data.with_suffix(".jsonl.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        for doc in docs:
-            f.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        for r in requests:
+            f.write(json.dumps(_doc(r), ensure_ascii=False) + "\n")
     tmp.replace(data)
     (out / "utils.py").write_text(UTILS, encoding="utf-8")
     spec = {
@@ -85,7 +84,7 @@ def export_lm_eval(task, out_dir, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKEN
         "dataset_kwargs": {"data_files": {"test": str(data)}},
         "test_split": "test",
         "output_type": "generate_until",
-        **_prompt_fields(prompt, docs),
+        **_prompt_fields(task, prompt),
         "doc_to_target": "{{price}}",
         "generation_kwargs": {"until": "UNTIL", "max_gen_toks": max_new_tokens, "do_sample": False},
         "process_results": "UTILS.process_results",
