@@ -10,11 +10,11 @@ import argparse
 import os
 import time
 
-from harness.local_server import transformers_serve
+from harness.predictors.api.local_server import transformers_serve
 from harness.predictors import ModelSpec, make_predictor
 from harness.prompts import build_requests
 from harness.tasks import load_task
-from harness.testmodels import model_folder
+from harness.predictors.hf.testmodels import model_folder
 
 
 def main() -> int:

@@ -49,7 +49,7 @@ class PeakMemory:
 
 
 def main(argv=None) -> int:
-    from harness.baseline_recipes import RANDOM, RECIPES
+    from harness.predictors.baselines.recipes import RANDOM, RECIPES
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", nargs="+", default=["amazon8", "appliances"])

@@ -4,7 +4,7 @@ SmolLM2-135M-Instruct fp32, greedy, the course's base prompt, batch size 8, amaz
 0-249 (or --slice). Each way runs as its own process and is timed end to end (imports, model
 load, generation, scoring); the plain loop and pricebench also report generation alone.
 A fourth way, pricebench with PyTorch's default linear kernel (`-o linear_kernel=aten`), shows
-what routing fp32 linear layers through oneDNN (harness/onednn_linear.py) adds on this CPU.
+what routing fp32 linear layers through oneDNN (harness/predictors/hf/onednn_linear.py) adds on this CPU.
 Prints wall seconds, items/s, MAE, and whether the ways agree item for item.
 Target: pricebench at least 1.3x faster than lm-eval end to end, on identical replies.
 
@@ -27,10 +27,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from harness.lmeval_export import export_lm_eval, task_name  # noqa: E402
-from harness.predictors.hf import DEFAULT_MAX_NEW_TOKENS  # noqa: E402
+from harness.predictors.hf.predictor import DEFAULT_MAX_NEW_TOKENS  # noqa: E402
 from harness.scoring import parse_price  # noqa: E402
 from harness.tasks import load_task  # noqa: E402
-from harness.testmodels import model_folder  # noqa: E402
+from harness.predictors.hf.testmodels import model_folder  # noqa: E402
 
 PLAIN_LOOP = r'''
 import json, sys, time

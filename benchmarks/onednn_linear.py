@@ -2,7 +2,7 @@
 
 The shapes are SmolLM2-135M's layers at a prefill batch (8 prompts x 200 tokens) and at a
 decode step (8 tokens). Prints GFLOP/s for each kernel and their largest relative difference,
-which harness/onednn_linear.py relies on being summation-order noise.
+which harness/predictors/hf/onednn_linear.py relies on being summation-order noise.
 
     python benchmarks/onednn_linear.py [--rows 1600] [--repeats 20]
 """
@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from harness.onednn_linear import _onednn_forward  # noqa: E402
+from harness.predictors.hf.onednn_linear import _onednn_forward  # noqa: E402
 
 # (name, in_features, out_features) of SmolLM2-135M's linear layers.
 LAYERS = [("q_proj / o_proj", 576, 576), ("k_proj / v_proj", 576, 192), ("gate_proj / up_proj", 576, 1536),

@@ -15,7 +15,7 @@ from harness.predictors import ModelSpec
 from harness.predictors.vllm import VLLMPredictor
 from harness.prompts import build_requests
 from harness.tasks import load_task
-from harness.testmodels import model_folder
+from harness.predictors.hf.testmodels import model_folder
 
 
 def transformers_loop(folder: str, prompts: list[str], batch_size: int, max_new_tokens: int) -> dict:

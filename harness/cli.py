@@ -100,7 +100,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_suite(args) -> int:
-    from harness.executors import make_executor
+    from harness.suite.executors import make_executor
     from harness.suite import job_status, load_leaderboard, run_suite, select
 
     board = load_leaderboard(args.leaderboard)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.predictors.hf import DEFAULT_MAX_NEW_TOKENS
+from harness.predictors.hf.predictor import DEFAULT_MAX_NEW_TOKENS
 from harness.prompts import build_requests
 
 UTILS = '''"""Scoring hooks for lm-eval: pricebench's own parse and course metrics (harness.scoring)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import InputError
-from harness.predictors._api import PRICES_PATH, backoff_delay, cost_usd, lookup_price, status_kind
+from harness.predictors.api.common import PRICES_PATH, backoff_delay, cost_usd, lookup_price, status_kind
 
 
 @pytest.mark.parametrize("status, kind", [(429, "rate-limit"), (500, "server-500"), (503, "server-503"),

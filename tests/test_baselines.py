@@ -16,10 +16,10 @@ import yaml
 import harness
 from harness import cli
 from harness.errors import InputError
-from harness.features import item_features, parse_rank, parse_weight
-from harness.fitted_cache import cache_dir
-from harness.predictors import baselines
-from harness.baseline_recipes import RECIPES
+from harness.predictors.baselines.features import item_features, parse_rank, parse_weight
+from harness.predictors.baselines.fitted_cache import cache_dir
+from harness.predictors.baselines import predictor as baselines
+from harness.predictors.baselines.recipes import RECIPES
 from harness.data import Item
 from harness.tasks import TASKS_DIR
 

@@ -1,7 +1,7 @@
 """hf: predictor, for real on CPU: SmolLM2-135M-Instruct and Gemma-3-270M base (PyPI wheels).
 
 Small slices keep the file to a few minutes on 2 cores; the models come from
-harness.testmodels (fetched and converted once into ~/.cache/pricebench).
+harness.predictors.hf.testmodels (fetched and converted once into ~/.cache/pricebench).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def task(data_dir):
 
 @pytest.fixture(scope="module")
 def smol_folder():
-    from harness.testmodels import model_folder
+    from harness.predictors.hf.testmodels import model_folder
 
     return model_folder(SMOL)
 
@@ -62,7 +62,7 @@ def test_bad_targets_and_options_are_input_errors(tmp_path):
 
 
 def test_weights_fingerprint_sees_a_one_byte_change(tmp_path):
-    from harness.predictors.hf import weights_fingerprint
+    from harness.predictors.hf.predictor import weights_fingerprint
 
     folder = tmp_path / "model"
     folder.mkdir()
@@ -80,7 +80,7 @@ def test_weights_fingerprint_sees_a_one_byte_change(tmp_path):
 
 @pytest.mark.slow
 def test_identity_and_defaults_of_the_two_models(task, smol_folder):
-    from harness.predictors.hf import weights_fingerprint
+    from harness.predictors.hf.predictor import weights_fingerprint
 
     smol, gemma = (make_predictor(ModelSpec(f"hf:{a}")) for a in (SMOL, GEMMA))
     assert smol.identity(task)["weights"] != gemma.identity(task)["weights"]
@@ -156,7 +156,7 @@ def test_onednn_linear_kernel_gives_the_default_kernels_replies(data_dir, tmp_pa
         return info["linear_kernel"], [(r["id"], r["raw"]) for r in map(json.loads, open(run_dir / "predictions.jsonl"))]
 
     (auto_kernel, auto_replies), (aten_kernel, aten_replies) = stored("auto"), stored("aten")
-    from harness.onednn_linear import onednn_available
+    from harness.predictors.hf.onednn_linear import onednn_available
 
     # SmolLM2: 30 layers x 7 projections + the LM head.
     assert auto_kernel == ("onednn (211 layers)" if onednn_available() else "aten") and aten_kernel == "aten"
@@ -176,7 +176,7 @@ def test_topk_weighted_decoding_is_the_courses_weighted_digit_mean(data_dir, sto
 def test_gguf_file_and_zero_lora_adapter(data_dir, store, tmp_path):
     """A .gguf path runs via its cached safetensors copy; a LoRA adapter that starts at zero
     (peft's default init) must leave the replies unchanged but still make a different run."""
-    from harness.testmodels import gguf_file
+    from harness.predictors.hf.testmodels import gguf_file
 
     plain = run("amazon8", f"hf:{SMOL}", prompt="base", eval_slice="0:4", data_dir=data_dir, store=store,
                 progress=False)
@@ -188,7 +188,7 @@ def test_gguf_file_and_zero_lora_adapter(data_dir, store, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from harness.testmodels import model_folder
+    from harness.predictors.hf.testmodels import model_folder
 
     base = AutoModelForCausalLM.from_pretrained(model_folder(SMOL), dtype=torch.float32)
     get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(tmp_path / "lora")

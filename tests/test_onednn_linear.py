@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from harness.onednn_linear import onednn_available, route_linear_to_onednn  # noqa: E402
+from harness.predictors.hf.onednn_linear import onednn_available, route_linear_to_onednn  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN")
 
@@ -46,7 +46,7 @@ def test_nothing_to_route_leaves_the_model_alone():
 
 
 def test_a_kernel_that_disagrees_is_not_used(monkeypatch):
-    import harness.onednn_linear as onednn_linear
+    import harness.predictors.hf.onednn_linear as onednn_linear
 
     real = onednn_linear._onednn_forward
     monkeypatch.setattr(onednn_linear, "_onednn_forward", lambda self, x: real(self, x) * 1.001)

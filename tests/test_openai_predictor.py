@@ -24,7 +24,7 @@ MAX_TOKENS = 8
 
 @pytest.fixture(scope="module")
 def smollm2() -> str:
-    from harness.testmodels import model_folder
+    from harness.predictors.hf.testmodels import model_folder
     return str(model_folder("smollm2-135m-instruct"))
 
 
@@ -33,7 +33,7 @@ def server(smollm2, tmp_path_factory):
     """`transformers serve` on a free 127.0.0.1 port; its base_url. Stopped by PID."""
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         pytest.skip("transformers serve needs `pip install 'transformers[serving]'` (.ci/setup.d/51-*)")
-    from harness.local_server import transformers_serve
+    from harness.predictors.api.local_server import transformers_serve
 
     with transformers_serve(smollm2, log_path=tmp_path_factory.mktemp("serve") / "serve.log") as base_url:
         yield base_url

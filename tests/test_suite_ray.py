@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.executors import job_resources
+from harness.suite.executors import job_resources
 from harness.suite import Job
 from tests._suite_support import write_leaderboard
 

@@ -31,7 +31,7 @@ def _vllm_or_skip(spec: ModelSpec) -> VLLMPredictor:
 
 @pytest.fixture(scope="module")
 def smollm2() -> str:
-    from harness.testmodels import model_folder
+    from harness.predictors.hf.testmodels import model_folder
     return str(model_folder("smollm2-135m-instruct"))
 
 

@@ -4,4 +4,4 @@
 # Idempotent: a cached model is left as it is.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-.venv/bin/python -m harness.testmodels
+.venv/bin/python -m harness.predictors.hf.testmodels

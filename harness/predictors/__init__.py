@@ -12,12 +12,12 @@ from harness.errors import InputError
 from harness.predictors.base import ModelSpec, Predictor, Reply
 
 BACKENDS: dict[str, str | Callable[[ModelSpec], Predictor]] = {
-    "reference": "harness.predictors.reference",   # recorded runs (human, GPT-4o, ...)
-    "baseline": "harness.predictors.baselines",     # sklearn / gensim, fitted per task
-    "hf": "harness.predictors.hf",                  # transformers (dtype, bnb 8/4-bit, GGUF, PEFT)
-    "vllm": "harness.predictors.vllm",              # vLLM (own virtualenv)
-    "openai": "harness.predictors.openai",          # OpenAI + any OpenAI-compatible base_url
-    "anthropic": "harness.predictors.anthropic",    # Anthropic Messages API
+    "reference": "harness.predictors.reference",             # recorded runs (human, GPT-4o, ...)
+    "baseline": "harness.predictors.baselines.predictor",    # sklearn / gensim, fitted per task
+    "hf": "harness.predictors.hf.predictor",                 # transformers (dtype, bnb 8/4-bit, GGUF, PEFT)
+    "vllm": "harness.predictors.vllm",                       # vLLM (own virtualenv)
+    "openai": "harness.predictors.api.openai",               # OpenAI + any OpenAI-compatible base_url
+    "anthropic": "harness.predictors.api.anthropic",         # Anthropic Messages API
 }
 
 EXTRAS = {"baseline": "baselines", "openai": "api", "anthropic": "api"}  # backend -> pip extra

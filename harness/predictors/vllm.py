@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 from harness.errors import InputError
-from harness.fingerprint import weights_fingerprint
+from harness.predictors.hf.fingerprint import weights_fingerprint
 from harness.predictors.base import ModelSpec, Predictor, Reply
 from harness.prompts import Request
 

@@ -13,7 +13,7 @@ import hashlib
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from harness.fitted_cache import cache_path, load_or_fit
+from harness.predictors.baselines.fitted_cache import cache_path, load_or_fit
 
 
 def tokenize(text: str) -> list[str]:

@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 from harness.cache import cache_root, file_lock
-from harness.gguf_cache import dequantized_folder
+from harness.predictors.hf.gguf_cache import dequantized_folder
 
 SMOLLM2 = "smollm2-135m-instruct"
 GEMMA3 = "gemma-3-270m"

@@ -13,9 +13,9 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from harness.baseline_recipes import RANDOM, RECIPES, describe
+from harness.predictors.baselines.recipes import RANDOM, RECIPES, describe
 from harness.errors import InputError
-from harness.fitted_cache import load_or_fit
+from harness.predictors.baselines.fitted_cache import load_or_fit
 from harness.predictors.base import ModelSpec, Predictor, Reply
 
 RECIPE_VERSION = 1      # bump when a recipe's code changes in a way its parameters do not show

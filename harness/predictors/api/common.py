@@ -24,7 +24,7 @@ from harness.errors import InputError
 from harness.predictors.base import ModelSpec, Predictor, Reply
 from harness.prompts import Request
 
-PRICES_PATH = Path(__file__).resolve().parent.parent / "prices.yaml"
+PRICES_PATH = Path(__file__).resolve().with_name("prices.yaml")
 PRICES_ENV = "PRICEBENCH_PRICES"
 # Options that may never be given on the command line: they would land in manifest.json.
 SECRET_OPTIONS = ("api_key", "key", "token", "auth_token")
@@ -73,7 +73,7 @@ def _parse_prices(path: str, _mtime_ns: int, _size: int) -> dict:
 
 
 def price_table_path(options: dict) -> Path:
-    """Option `prices` > env PRICEBENCH_PRICES > harness/prices.yaml (the shipped table)."""
+    """Option `prices` > env PRICEBENCH_PRICES > harness/predictors/api/prices.yaml (the shipped table)."""
     return Path(options.get("prices") or os.environ.get(PRICES_ENV) or PRICES_PATH)
 
 

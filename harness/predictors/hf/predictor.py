@@ -16,7 +16,7 @@ before and after fine-tuning) for any model a user names:
 Options (`-o key=value`): dtype (auto|float32|bfloat16|float16), compute_dtype (4-bit),
 max_new_tokens (6), decoding (greedy|topk-weighted), top_k (3), adapter, revision,
 trust_remote_code (false), batch_size (8), device (auto|cpu|cuda), linear_kernel (auto|aten:
-fp32 linear layers on the CPU go through oneDNN unless aten; see harness/onednn_linear.py), progress.
+fp32 linear layers on the CPU go through oneDNN unless aten; see harness/predictors/hf/onednn_linear.py), progress.
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Iterator
 
 from harness.errors import InputError
-from harness.fingerprint import weights_fingerprint
-from harness.onednn_linear import KERNELS, route_linear_to_onednn
+from harness.predictors.hf.fingerprint import weights_fingerprint
+from harness.predictors.hf.onednn_linear import KERNELS, route_linear_to_onednn
 from harness.predictors.base import ModelSpec, Predictor, Reply
 from harness.prompts import Request
 
@@ -36,7 +36,7 @@ DEFAULT_MAX_NEW_TOKENS = 6
 DECODINGS = ("greedy", "topk-weighted")
 def resolve_target(target: str) -> tuple[str, str | None]:
     """(what from_pretrained loads, the GGUF it came from): alias, .gguf file, folder or hub id."""
-    from harness import testmodels
+    from harness.predictors.hf import testmodels
 
     if target in testmodels.ALIASES:
         return str(testmodels.model_folder(target)), str(testmodels.gguf_file(target))
@@ -44,7 +44,7 @@ def resolve_target(target: str) -> tuple[str, str | None]:
     if target.endswith(".gguf"):
         if not path.is_file():
             raise InputError("GGUF file not found", path=path, field="model")
-        from harness.gguf_cache import dequantized_folder
+        from harness.predictors.hf.gguf_cache import dequantized_folder
 
         return str(dequantized_folder(path)), str(path)
     if path.is_dir():

@@ -1,17 +1,14 @@
-"""Leaderboards: a YAML spec -> a matrix of jobs -> an executor -> the store -> the report.
+"""Leaderboard specs: a YAML file -> a validated matrix of jobs (models x quant x prompt x tasks).
 
 A leaderboard (leaderboards/*.yaml) names its tasks, the recorded reference runs to rank
-against, and a model matrix (models x quantization levels x prompt styles). Every job is an
-ordinary `harness.run`, so the store's content-hash cache makes a re-run of a suite skip
-finished jobs and resume partial ones; a failing job never stops the others.
+against, and a model matrix (models x quantization levels x prompt styles).
 """
 from __future__ import annotations
 
 import fnmatch
 import itertools
 import json
-import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import InputError
@@ -186,123 +183,3 @@ def select(jobs: list[Job], patterns: list[str] | None) -> list[Job]:
     if not patterns:
         return list(jobs)
     return [j for j in jobs if any(fnmatch.fnmatchcase(j.model, p) for p in patterns)]
-
-
-# --- where a job stands in the store --------------------------------------------------------
-
-@dataclass
-class JobStatus:
-    """state: cached | partial | to-run | published | unavailable (the predictor cannot be built)."""
-
-    job: Job
-    state: str
-    run_id: str | None = None
-    done: int = 0
-    total: int = 0
-    detail: str = ""
-    published_row: dict | None = field(default=None, repr=False)
-
-
-def _task(job: Job, data_dir, cache: dict):
-    from harness.tasks import load_task
-
-    if job.task not in cache:
-        cache[job.task] = load_task(job.task, data_dir=data_dir)
-    return cache[job.task]
-
-
-def job_status(job: Job, *, data_dir=None, store=None, task_cache: dict | None = None) -> JobStatus:
-    """Where a job stands, computed from its identity alone: nothing is fitted, loaded or run."""
-    from harness.predictors import ModelSpec, make_predictor
-    from harness.runner import run_identity
-    from harness.store import PredictionLog, RunStore
-
-    task_cache = {} if task_cache is None else task_cache
-    try:
-        task = _task(job, data_dir, task_cache)
-        spec = ModelSpec(name=job.model, quant=job.quant, prompt=job.prompt, options=job.options_dict)
-        predictor = make_predictor(spec)
-        try:
-            published = getattr(predictor, "published", None)
-            row = published(task) if published else None
-            if row is not None:
-                return JobStatus(job, "published", total=int(row.get("n", 250)), published_row=row,
-                                 detail=f"published figure ({row.get('source') or 'task spec'})")
-            _, rid = run_identity(task, spec, predictor)
-        finally:
-            predictor.close()
-    except Exception as e:  # noqa: BLE001 - a job that cannot even be planned is reported, not raised
-        return JobStatus(job, "unavailable", detail=_reason(e))
-    folder = RunStore(store).path(rid)
-    total = len(task.eval_items())
-    if (folder / "metrics.json").exists():
-        return JobStatus(job, "cached", rid, total, total)
-    done = len(PredictionLog(folder / "predictions.jsonl").read()) if folder.exists() else 0
-    if done:
-        return JobStatus(job, "partial", rid, done, total, f"resumes at {done}/{total}")
-    return JobStatus(job, "to-run", rid, 0, total)
-
-
-def _reason(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}" if not isinstance(e, InputError) else f"InputError: {e}"
-
-
-# --- running the jobs -------------------------------------------------------------------------
-
-_PROCESS_TASKS: dict = {}   # tasks loaded in this process (local run or Ray worker), by data dir
-
-
-def execute_job(job: Job, data_dir=None, store=None) -> dict:
-    """Run one job through harness.run; never raises: the outcome says what happened."""
-    import time
-
-    from harness.runner import run
-
-    t0 = time.perf_counter()
-    try:
-        # Load (and validate, and hash) each task's items once per process, not once per job.
-        task = _task(job, data_dir, _PROCESS_TASKS.setdefault(str(data_dir), {}))
-        result = run(task, job.model, quant=job.quant, prompt=job.prompt, options=job.options_dict,
-                     data_dir=data_dir, store=store, progress=False)
-    except Exception as e:  # noqa: BLE001 - keep going; the suite lists failures at the end
-        return {"ok": False, "error": _reason(e), "traceback": traceback.format_exc(limit=6),
-                "seconds": round(time.perf_counter() - t0, 3)}
-    return {"ok": True, "run_id": result.run_id, "cached": result.cached, "computed": result.computed,
-            "published": result.published, "mae": result.metrics.get("mae"),
-            "failed_items": result.metrics.get("failed", 0), "seconds": round(time.perf_counter() - t0, 3)}
-
-
-@dataclass
-class SuiteResult:
-    outcomes: list[tuple[Job, dict]]
-
-    @property
-    def failures(self) -> list[tuple[Job, dict]]:
-        return [(j, o) for j, o in self.outcomes if not o["ok"]]
-
-    @property
-    def computed(self) -> int:
-        return sum(o.get("computed", 0) for _, o in self.outcomes if o["ok"])
-
-
-def run_suite(board: Leaderboard, *, executor=None, data_dir=None, store=None, only=None, echo=print) -> SuiteResult:
-    """Run every job of the matrix (cached ones return at once); collect failures, never stop."""
-    from harness.executors import LocalExecutor
-
-    executor = executor or LocalExecutor()
-    jobs = select(board.jobs, only)
-    outcomes = []
-    for job, outcome in executor.map(jobs, data_dir=data_dir, store=store):
-        outcomes.append((job, outcome))
-        echo(format_outcome(job, outcome, len(outcomes), len(jobs)))
-    return SuiteResult(outcomes)
-
-
-def format_outcome(job: Job, outcome: dict, number: int, total: int) -> str:
-    head = f"[{number}/{total}] {job.describe()}"
-    if not outcome["ok"]:
-        return f"{head}: FAILED ({outcome['error'].splitlines()[0]})"
-    if outcome.get("published"):
-        return f"{head}: published figure, MAE ${outcome['mae']:,.2f}"
-    state = "cached" if outcome["cached"] else f"{outcome['computed']} items predicted"
-    return f"{head}: {state}, MAE ${outcome['mae']:,.2f} ({outcome['run_id']}, {outcome['seconds']:.1f}s)"

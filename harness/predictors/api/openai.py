@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import openai
 
-from harness.predictors._api import ApiPredictor, MalformedReply
+from harness.predictors.api.common import ApiPredictor, MalformedReply
 from harness.predictors.base import ModelSpec
 from harness.prompts import Request
 

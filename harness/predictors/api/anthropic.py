@@ -10,7 +10,7 @@ from __future__ import annotations
 import anthropic
 
 from harness.errors import InputError
-from harness.predictors._api import ApiPredictor, MalformedReply
+from harness.predictors.api.common import ApiPredictor, MalformedReply
 from harness.predictors.base import ModelSpec
 from harness.prompts import Request
 

@@ -21,8 +21,8 @@ from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.svm import LinearSVR
 
-from harness.features import feature_matrix, item_texts
-from harness.word2vec import Word2VecVectorizer
+from harness.predictors.baselines.features import feature_matrix, item_texts
+from harness.predictors.baselines.word2vec import Word2VecVectorizer
 
 RANDOM = "random"       # no estimator: seeded draws (see BaselinePredictor)
 SEED = 42

@@ -1,6 +1,6 @@
 """Where a suite's jobs run: in this process (local) or as Ray tasks on a cluster (ray).
 
-Both yield (job, outcome) as jobs finish; an outcome never raises (see suite.execute_job),
+Both yield (job, outcome) as jobs finish; an outcome never raises (see jobs.execute_job),
 so one broken job cannot stop the others. Ray jobs write to the same run store as local
 ones, so the store must be a path every worker sees (a shared filesystem on a real cluster).
 """
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from harness.errors import InputError
+from harness.suite.jobs import execute_job
 
 GPU_BACKENDS = ("hf", "vllm")
 
@@ -30,8 +31,6 @@ class LocalExecutor:
     name = "local"
 
     def map(self, jobs, *, data_dir=None, store=None) -> Iterator[tuple]:
-        from harness.suite import execute_job
-
         data_dir, store = _absolute(data_dir, store)
         for job in jobs:
             yield job, execute_job(job, data_dir, store)
@@ -60,8 +59,6 @@ class RayExecutor:
             import ray
         except ModuleNotFoundError:
             raise InputError("the ray executor needs Ray: pip install 'pricebench[ray]'", field="--executor") from None
-        from harness.suite import execute_job
-
         data_dir, store = _absolute(data_dir, store)
         started_here = not ray.is_initialized()
         if started_here:

@@ -1,0 +1,91 @@
+"""One job of a suite: where it stands in the store (from its identity alone), and running it.
+
+Every job is an ordinary `harness.run`, so the store's content-hash cache makes a re-run of a
+suite skip finished jobs and resume partial ones; a failing job never stops the others.
+"""
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+
+from harness.errors import InputError
+from harness.suite.leaderboard import Job
+
+@dataclass
+class JobStatus:
+    """state: cached | partial | to-run | published | unavailable (the predictor cannot be built)."""
+
+    job: Job
+    state: str
+    run_id: str | None = None
+    done: int = 0
+    total: int = 0
+    detail: str = ""
+    published_row: dict | None = field(default=None, repr=False)
+
+
+def _task(job: Job, data_dir, cache: dict):
+    from harness.tasks import load_task
+
+    if job.task not in cache:
+        cache[job.task] = load_task(job.task, data_dir=data_dir)
+    return cache[job.task]
+
+
+def job_status(job: Job, *, data_dir=None, store=None, task_cache: dict | None = None) -> JobStatus:
+    """Where a job stands, computed from its identity alone: nothing is fitted, loaded or run."""
+    from harness.predictors import ModelSpec, make_predictor
+    from harness.runner import run_identity
+    from harness.store import PredictionLog, RunStore
+
+    task_cache = {} if task_cache is None else task_cache
+    try:
+        task = _task(job, data_dir, task_cache)
+        spec = ModelSpec(name=job.model, quant=job.quant, prompt=job.prompt, options=job.options_dict)
+        predictor = make_predictor(spec)
+        try:
+            published = getattr(predictor, "published", None)
+            row = published(task) if published else None
+            if row is not None:
+                return JobStatus(job, "published", total=int(row.get("n", 250)), published_row=row,
+                                 detail=f"published figure ({row.get('source') or 'task spec'})")
+            _, rid = run_identity(task, spec, predictor)
+        finally:
+            predictor.close()
+    except Exception as e:  # noqa: BLE001 - a job that cannot even be planned is reported, not raised
+        return JobStatus(job, "unavailable", detail=_reason(e))
+    folder = RunStore(store).path(rid)
+    total = len(task.eval_items())
+    if (folder / "metrics.json").exists():
+        return JobStatus(job, "cached", rid, total, total)
+    done = len(PredictionLog(folder / "predictions.jsonl").read()) if folder.exists() else 0
+    if done:
+        return JobStatus(job, "partial", rid, done, total, f"resumes at {done}/{total}")
+    return JobStatus(job, "to-run", rid, 0, total)
+
+
+def _reason(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}" if not isinstance(e, InputError) else f"InputError: {e}"
+
+
+_PROCESS_TASKS: dict = {}   # tasks loaded in this process (local run or Ray worker), by data dir
+
+
+def execute_job(job: Job, data_dir=None, store=None) -> dict:
+    """Run one job through harness.run; never raises: the outcome says what happened."""
+    import time
+
+    from harness.runner import run
+
+    t0 = time.perf_counter()
+    try:
+        # Load (and validate, and hash) each task's items once per process, not once per job.
+        task = _task(job, data_dir, _PROCESS_TASKS.setdefault(str(data_dir), {}))
+        result = run(task, job.model, quant=job.quant, prompt=job.prompt, options=job.options_dict,
+                     data_dir=data_dir, store=store, progress=False)
+    except Exception as e:  # noqa: BLE001 - keep going; the suite lists failures at the end
+        return {"ok": False, "error": _reason(e), "traceback": traceback.format_exc(limit=6),
+                "seconds": round(time.perf_counter() - t0, 3)}
+    return {"ok": True, "run_id": result.run_id, "cached": result.cached, "computed": result.computed,
+            "published": result.published, "mae": result.metrics.get("mae"),
+            "failed_items": result.metrics.get("failed", 0), "seconds": round(time.perf_counter() - t0, 3)}
