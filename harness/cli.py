@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from harness.errors import InputError
+from harness.errors import InputError, describe
 
 
 def _options(pairs: list[str]) -> dict:
@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pricebench", description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", help="offline data folder (default $PRICEBENCH_DATA; unset = Hugging Face hub)")
     parser.add_argument("--store", help="run store folder (default $PRICEBENCH_STORE or ./runs)")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("tasks", help="list the registered tasks").set_defaults(func=cmd_tasks)
@@ -220,9 +221,12 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except InputError as e:
-        print(f"pricebench: error: {e}", file=sys.stderr)
-        return 2
+    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - every failure becomes one line (or --debug)
+        if args.debug:
+            raise
+        message, code = describe(e)
+        print(f"pricebench: {message}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -1,5 +1,14 @@
-"""One error type for bad input, so every message names the file, line and field."""
+"""The errors pricebench explains to its user, and how any failure becomes one line.
+
+InputError: bad user input (a data file, a task or leaderboard spec, a CLI option); its
+message names the file, line and field. Interrupted: Ctrl-C during a run, with what was kept.
+`describe` turns every other exception (OS errors, full disk, damaged files, MemoryError,
+RecursionError) into one line naming the path and what to do: no user sees a traceback
+unless they ask for it with --debug.
+"""
 from __future__ import annotations
+
+import errno
 
 
 class InputError(ValueError):
@@ -15,3 +24,51 @@ class InputError(ValueError):
             where += ": "
         what = f"field '{field}': " if field else ""
         super().__init__(f"{where}{what}{message}")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) during a run: the items already predicted are saved."""
+
+    def __init__(self, saved: int, path=None):
+        self.saved, self.path = saved, path
+        super().__init__(f"interrupted: {saved} items saved; run the same command again to resume")
+
+
+EXIT_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
+
+_OS_ADVICE = {
+    errno.ENOSPC: "the disk is full: free some space, then run the same command again (finished items are kept)",
+    errno.EDQUOT: "the disk quota is exceeded: free some space, then run the same command again",
+    errno.EROFS: "the file system is read-only: choose a writable --store / --out",
+    errno.EACCES: "permission denied: check the path's owner and mode",
+    errno.EPERM: "operation not permitted: check the path's owner and mode",
+    errno.EISDIR: "is a directory, where a file was expected",
+    errno.ENOTDIR: "a path component is a file, where a folder was expected",
+    errno.ELOOP: "too many levels of symbolic links (a symlink loop?)",
+    errno.ENOENT: "no such file or folder",
+    errno.EEXIST: "already exists",
+    errno.ENAMETOOLONG: "the file name is too long",
+}
+
+
+def describe(error: BaseException) -> tuple[str, int]:
+    """(one line for the user, exit code) for any exception."""
+    if isinstance(error, InputError):
+        return f"error: {error}", EXIT_INPUT
+    if isinstance(error, Interrupted):
+        return str(error), EXIT_INTERRUPTED
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted (nothing was half-written; run the same command again to resume)", EXIT_INTERRUPTED
+    if isinstance(error, OSError):
+        path = error.filename if error.filename is not None else ""
+        other = f" -> {error.filename2}" if getattr(error, "filename2", None) else ""
+        advice = _OS_ADVICE.get(error.errno, error.strerror or str(error))
+        where = f"{path}{other}: " if path else ""
+        return f"error: {where}{advice}", EXIT_FAILURE
+    if isinstance(error, MemoryError):
+        return "error: out of memory (a very large or self-referencing input?); nothing was half-written", EXIT_FAILURE
+    if isinstance(error, RecursionError):
+        return "error: input nested too deeply (a self-referencing file?); nothing was half-written", EXIT_FAILURE
+    text = " ".join(str(error).split())[:300]
+    return (f"internal error: {type(error).__name__}: {text} (run again with --debug for the traceback, "
+            f"and please report it)"), EXIT_FAILURE
