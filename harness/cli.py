@@ -15,6 +15,7 @@ import json
 import sys
 
 from harness.errors import InputError, describe
+from harness.store import finite_json
 
 
 def _options(pairs: list[str]) -> dict:
@@ -47,17 +48,31 @@ def cmd_run(args) -> int:
 
     result = run(args.task, args.model, quant=args.quant, prompt=args.prompt, options=_options(args.option),
                  eval_slice=args.slice, data_dir=args.data_dir, store=args.store)
+    for note in result.notes:
+        print(f"pricebench: {note}", file=sys.stderr)
+    code = 1 if result.failed_all else 0
+    if result.failed_all:
+        print(f"pricebench: error: run {result.run_id} failed: all {result.metrics['n']} requests failed "
+              f"(first: {_first_failure(result)}); run the same command again to retry", file=sys.stderr)
     if args.json:
-        print(json.dumps({"run_id": result.run_id, "path": str(result.path) if result.path else None,
-                          "cached": result.cached, "published": result.published, "metrics": result.metrics}))
-        return 0
+        print(json.dumps(finite_json({"run_id": result.run_id, "path": str(result.path) if result.path else None,
+                                      "cached": result.cached, "published": result.published,
+                                      "failed": result.failed_all, "metrics": result.metrics}), allow_nan=False))
+        return code
+    if result.failed_all:
+        return code
     print(result.summary())
     if result.published:
         print(f"(published figure from {result.manifest.get('source')}; per-item data needs the offline files)")
     else:
         state = "cached: nothing recomputed" if result.cached else f"{result.computed} items predicted"
         print(f"run {result.run_id} ({state}) -> {result.path}")
-    return 0
+    return code
+
+
+def _first_failure(result) -> str:
+    failures = result.df["failure"].dropna() if "failure" in result.df else []
+    return " ".join(str(failures.iloc[0]).split())[:160] if len(failures) else "?"
 
 
 def cmd_show(args) -> int:
@@ -66,11 +81,16 @@ def cmd_show(args) -> int:
 
     result = load_run(RunStore(args.store).find(args.run))
     m, man = result.metrics, result.manifest
+    for note in result.notes:
+        print(f"pricebench: {result.state}: {note}", file=sys.stderr)
     print(result.summary())
-    print(f"run {result.run_id}: task {man['task']} ({man['n_items']} items), model {man['model']}, "
-          f"quant {man.get('quant')}, prompt {man.get('prompt_style')}, status {man.get('status')}")
+    status = "FAILED: every request failed" if result.failed_all else man.get("status")
+    if result.state != "complete":
+        status = f"{result.state} (a re-run of the same command completes it)"
+    print(f"run {result.run_id}: task {man.get('task')} ({man.get('n_items', '?')} items), model {man.get('model')}, "
+          f"quant {man.get('quant')}, prompt {man.get('prompt_style')}, status {status}")
     print(f"colours: green {m['green']}  orange {m['orange']}  red {m['red']}   "
-          f"timings: {man.get('timings')}   cost ${man.get('cost_usd', 0):.4f}")
+          f"timings: {man.get('timings')}   cost ${man.get('cost_usd') or 0:.4f}")
     worst = result.df.sort_values("error", ascending=False).head(args.worst)
     print(f"\nworst {len(worst)} misses:")
     for row in worst.itertuples():

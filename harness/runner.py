@@ -2,6 +2,8 @@
 
 items -> requests (prompts) -> predictor replies -> parsed prices -> per-item scores
 -> predictions.jsonl (resumable) -> metrics.json. Same identity = same folder = no recompute.
+The run folder is locked while this process works on it, so parallel runs of one spec
+finish it exactly once; a damaged folder keeps its good lines and recomputes the rest.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from tqdm.auto import tqdm
 from harness.predictors import ModelSpec, make_predictor
 from harness.prompts import build_requests
 from harness.scoring import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, SCORING_VERSION, metrics, parse_price, score_item
-from harness.store import PredictionLog, RunStore, read_json, run_id, write_json_atomic
+from harness.errors import Interrupted
+from harness.store import Inspection, RunFolder, RunStore, run_id
 from harness.tasks import Task, load_task
 
 TRACKED_PACKAGES = ("numpy", "pandas", "torch", "transformers", "peft", "bitsandbytes", "accelerate", "vllm",
@@ -40,6 +43,13 @@ class RunResult:
     cached: bool = False
     computed: int = 0                # items predicted by this invocation
     published: bool = False          # a published figure only: no per-item data
+    state: str = "complete"          # complete | partial | damaged (see store.Inspection)
+    notes: list = field(default_factory=list)   # what was repaired or is missing, for the user
+
+    @property
+    def failed_all(self) -> bool:
+        """Every request failed (network, API): such a run is shown as failed, never ranked."""
+        return bool(self.metrics.get("n")) and self.metrics.get("failed", 0) >= self.metrics["n"]
 
     @property
     def label(self) -> str:
@@ -50,6 +60,9 @@ class RunResult:
         ci = "" if self.published else f"  95% CI [${m['mae_ci_low']:,.2f}, ${m['mae_ci_high']:,.2f}]"
         text = (f"{self.label} on {self.manifest.get('task')}: MAE ${m['mae']:,.2f}{ci}  RMSLE {m['rmsle']:.2f}"
                 f"  hits {m['hit_rate']:.1f}%")
+        if self.state != "complete":
+            total = self.manifest.get("n_items", "?")
+            text += f"  [{self.state.upper()}: {m['n']} of {total} items]"
         if not self.published:
             text += f"  parse failures {m['parse_failures']}/{m['n']}"
             if m.get("failed"):
@@ -97,19 +110,44 @@ def _metrics(df: pd.DataFrame) -> dict:
     return m
 
 
+def _frame(records: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame.from_records(records)
+    if "id" in df:
+        df["id"] = df["id"].astype(str)
+    return df
+
+
+def result_from(seen: Inspection, *, cached: bool = True) -> RunResult:
+    """A stored run as a result; a partial or damaged one is scored on the items it has."""
+    order = (seen.manifest or {}).get("item_ids")
+    records = list(seen.records.values())
+    if order:
+        rank = {item_id: n for n, item_id in enumerate(order)}
+        records.sort(key=lambda r: rank.get(r["id"], len(rank)))
+    df = _frame(records)
+    if seen.state == "complete":
+        m = seen.metrics
+    elif records:
+        m = _metrics(df)
+    else:
+        from harness.errors import InputError
+        raise InputError(f"run {seen.run_id} holds no usable predictions ({seen.state}"
+                         f"{': ' + seen.problems[0] if seen.problems else ''})", path=seen.folder, field="run")
+    return RunResult(run_id=seen.run_id, path=seen.folder, manifest=seen.manifest or {"run_id": seen.run_id},
+                     metrics=m, df=df, cached=cached, state=seen.state, notes=list(seen.problems))
+
+
 def load_run(path) -> RunResult:
-    """A stored run by folder."""
-    path = Path(path)
-    manifest = read_json(path / "manifest.json")
-    df = pd.read_json(path / "predictions.jsonl", lines=True, dtype={"id": str})
-    return RunResult(run_id=path.name, path=path, manifest=manifest, metrics=read_json(path / "metrics.json"),
-                     df=df, cached=True)
+    """A stored run by folder (read only: a partial or damaged run is reported as such)."""
+    folder = path if isinstance(path, RunFolder) else RunFolder(path)
+    return result_from(folder.inspect())
 
 
-def _published_result(task: Task, spec: ModelSpec, row: dict) -> RunResult:
-    m = {"n": 250, "mae": float(row["mae"]), "rmsle": float(row["rmsle"]), "hit_rate": float(row["hit_rate"]),
-         "scoring_version": SCORING_VERSION}
-    manifest = {"task": task.name, "model": spec.name, "label": row.get("label", spec.name),
+def published_result(task_name: str, model: str, row: dict) -> RunResult:
+    """The one constructor of a published figure (no per-item data): runs, suites and reports use it."""
+    m = {"n": int(row.get("n", 250)), "mae": float(row["mae"]), "rmsle": float(row["rmsle"]),
+         "hit_rate": float(row["hit_rate"]), "scoring_version": SCORING_VERSION}
+    manifest = {"task": task_name, "model": model, "label": row.get("label") or model,
                 "kind": row.get("kind", "reference"), "provenance": "published", "source": row.get("source")}
     return RunResult(run_id=None, path=None, manifest=manifest, metrics=m, df=pd.DataFrame(), published=True)
 
@@ -118,8 +156,8 @@ def run(task, model: str, *, quant: str = "none", prompt: str | None = None, opt
         eval_slice: str | None = None, data_dir=None, store=None, progress: bool | None = None) -> RunResult:
     """Run `model` (e.g. 'reference:human', 'hf:<checkpoint>') on `task`; reuse the stored run if any.
 
-    A finished run is returned from the store untouched; a partial one continues where it
-    stopped; items whose request failed are asked again.
+    A finished run is returned from the store untouched; a partial or damaged one continues
+    where it stopped (keeping every usable line); items whose request failed are asked again.
     """
     task = task if isinstance(task, Task) else load_task(task, data_dir=data_dir, eval_slice=eval_slice)
     spec = ModelSpec(name=model, quant=quant, prompt=prompt, options=dict(options or {}))
@@ -128,8 +166,8 @@ def run(task, model: str, *, quant: str = "none", prompt: str | None = None, opt
         published = getattr(predictor, "published", None)
         row = published(task) if published else None
         if row is not None:
-            return _published_result(task, spec, row)
-        return _run(task, spec, predictor, RunStore(store), progress)
+            return published_result(task.name, predictor.spec.name, row)
+        return _run(task, predictor, RunStore(store), progress)
     finally:
         predictor.close()
 
@@ -141,78 +179,147 @@ def run_identity(task: Task, spec: ModelSpec, predictor) -> tuple[dict, str]:
     return identity, run_id(identity)
 
 
-def _run(task: Task, spec: ModelSpec, predictor, store: RunStore, progress) -> RunResult:
+def _usable(seen: Inspection, requests) -> tuple[dict, int]:
+    """Stored records that answer today's requests (same item, prompt and truth), and how many did not."""
+    wanted = {r.item.id: r for r in requests}
+    keep = {}
+    for item_id, record in seen.records.items():
+        request = wanted.get(item_id)
+        if request and record.get("prompt_hash") == request.prompt_hash and record["truth"] == request.item.price:
+            keep[item_id] = record
+    return keep, len(seen.records) - len(keep)
+
+
+def _todo(done: dict, requests) -> list:
+    return [r for r in requests if r.item.id not in done or done[r.item.id].get("failure")]
+
+
+def _run(task: Task, predictor, store: RunStore, progress) -> RunResult:
+    spec = predictor.spec
     items = task.eval_items()
     requests = build_requests(task, items, predictor.prompt_style)
     identity, rid = run_identity(task, spec, predictor)
-    folder = store.path(rid)
-    log = PredictionLog(folder / "predictions.jsonl")
-    done = log.read()
-    todo = [r for r in requests if r.item.id not in done or done[r.item.id].get("failure")]
-    if not todo and (folder / "metrics.json").exists():
-        return load_run(folder)
+    folder = store.folder(rid)
+    seen = folder.inspect()
+    done, _ = _usable(seen, requests)
+    if seen.state == "complete" and not _todo(done, requests):
+        return result_from(seen)
 
     # Load / fit / connect before the first write: a predictor that cannot start leaves no folder.
-    prepare_s = 0.0
-    if todo:
+    prepare_s, prepared = 0.0, False
+    if _todo(done, requests):
         t0 = time.perf_counter()
         predictor.prepare(task)
-        prepare_s = round(time.perf_counter() - t0, 3)
-    folder.mkdir(parents=True, exist_ok=True)
-    manifest_path = folder / "manifest.json"
-    manifest = read_json(manifest_path) if manifest_path.exists() else {
-        "run_id": rid, "task": task.name, "model": spec.name, "quant": spec.quant, "prompt_style":
-        predictor.prompt_style, "options": spec.options, "identity": identity, "n_items": len(items),
-        "scoring_version": SCORING_VERSION, "bootstrap": {"samples": BOOTSTRAP_SAMPLES, "seed": BOOTSTRAP_SEED},
-        "data_source": str(task.data_dir) if task.is_local else "hub", "created": _now(), "sessions": []}
-    manifest.update(status="running", updated=_now())
-    write_json_atomic(manifest_path, manifest)
+        prepare_s, prepared = round(time.perf_counter() - t0, 3), True
 
-    session = {"started": _now(), "items": len(todo), "resumed_from": len(done)}
-    computed = 0
-    if todo:
-        session["prepare_s"] = prepare_s
-        t1, last_flush, buffer = time.perf_counter(), time.perf_counter(), []
-        bar = tqdm(total=len(todo), desc=f"{spec.name} | {task.name}", unit="item",
-                   disable=None if progress is None else not progress, leave=False)
-        try:
-            for request, reply in predictor.predict(todo):
-                record = make_record(request, reply)
-                buffer.append(record)
-                done[record["id"]] = record
-                computed += 1
-                bar.update(1)
-                if len(buffer) >= predictor.batch_size or time.perf_counter() - last_flush > 1.0:
-                    log.append(buffer)
-                    buffer, last_flush = [], time.perf_counter()
-        finally:
-            if buffer:
-                log.append(buffer)
-            log.close()
-            bar.close()
-        session["predict_s"] = round(time.perf_counter() - t1, 3)
-        session["items_per_s"] = round(computed / max(session["predict_s"], 1e-9), 3)
+    waited = lambda: print(f"pricebench: waiting for another process working on run {rid}", file=sys.stderr)  # noqa: E731
+    with folder.lock(on_wait=waited):
+        seen = folder.inspect()                # another process may have finished or advanced it
+        done, stale = _usable(seen, requests)
+        todo = _todo(done, requests)
+        if seen.state == "complete" and not todo:
+            return result_from(seen)
+        notes = [f"repaired: {p}" for p in seen.problems]
+        if stale:
+            notes.append(f"repaired: {stale} stored line(s) did not match today's items or prompts")
+        if notes:
+            notes.append(f"kept {len(done)} good item(s); recomputing {len(todo)}")
+        folder.cut_torn_tail()
+        folder.remove_metrics()                # unfinished again until this session ends well
+        if todo and not prepared:
+            predictor.prepare(task)
+        manifest = _manifest(seen, rid, task, spec, predictor, identity, items)
+        manifest.update(status="running", updated=_now())
+        folder.write_manifest(manifest)
+        session = {"started": _now(), "items": len(todo), "resumed_from": len(done)}
+        if notes:
+            session["repairs"] = notes
+        computed = _predict(folder, predictor, todo, done, session, manifest, prepare_s, progress, task)
+        return _finish(folder, items, done, manifest, session, predictor, computed, notes)
+
+
+def _manifest(seen: Inspection, rid, task, spec, predictor, identity, items) -> dict:
+    if seen.manifest and seen.manifest.get("run_id") == rid and isinstance(seen.manifest.get("sessions"), list):
+        return seen.manifest
+    return {"run_id": rid, "task": task.name, "model": spec.name, "quant": spec.quant, "prompt_style":
+            predictor.prompt_style, "options": spec.options, "identity": identity, "n_items": len(items),
+            "item_ids": [item.id for item in items], "scoring_version": SCORING_VERSION,
+            "bootstrap": {"samples": BOOTSTRAP_SAMPLES, "seed": BOOTSTRAP_SEED},
+            "data_source": str(task.data_dir) if task.is_local else "hub", "created": _now(), "sessions": []}
+
+
+def _predict(folder: RunFolder, predictor, todo, done, session, manifest, prepare_s, progress, task) -> int:
+    """Ask the predictor for `todo`, appending records as they come; Ctrl-C keeps what was saved."""
+    if not todo:
+        return 0
+    session["prepare_s"] = prepare_s
+    computed, t1, last_flush, buffer = 0, time.perf_counter(), time.perf_counter(), []
+    bar = tqdm(total=len(todo), desc=f"{predictor.spec.name} | {task.name}", unit="item",
+               disable=None if progress is None else not progress, leave=False)
+    try:
+        for request, reply in predictor.predict(todo):
+            record = make_record(request, reply)
+            buffer.append(record)
+            done[record["id"]] = record
+            computed += 1
+            bar.update(1)
+            if len(buffer) >= predictor.batch_size or time.perf_counter() - last_flush > 1.0:
+                folder.append(buffer)
+                buffer, last_flush = [], time.perf_counter()
+        if buffer:
+            folder.append(buffer)
+    except BaseException as error:
+        saved = len(done) - len(buffer)
+        if buffer and not isinstance(error, OSError):
+            try:
+                folder.append(buffer)
+                saved = len(done)
+            except OSError:
+                pass
+        _mark(folder, manifest, session, "interrupted" if isinstance(error, KeyboardInterrupt) else "crashed")
+        if isinstance(error, KeyboardInterrupt):
+            raise Interrupted(saved, folder.path) from None
+        raise
+    finally:
+        bar.close()
+    session["predict_s"] = round(time.perf_counter() - t1, 3)
+    session["items_per_s"] = round(computed / max(session["predict_s"], 1e-9), 3)
+    return computed
+
+
+def _mark(folder: RunFolder, manifest: dict, session: dict, status: str) -> None:
+    """Best effort: say in the manifest how the session ended (a full disk may refuse even this)."""
+    try:
+        session["finished"], session["ended"] = _now(), status
+        manifest["sessions"].append(session)
+        manifest.update(status=status, updated=_now())
+        folder.write_manifest(manifest)
+    except (OSError, ValueError):
+        pass
+
+
+def _finish(folder: RunFolder, items, done, manifest, session, predictor, computed, notes) -> RunResult:
     session["finished"] = _now()
-
     records = [done[item.id] for item in items]
-    log.rewrite(records)
-    df = pd.DataFrame.from_records(records)
+    folder.rewrite_predictions(records)
+    df = _frame(records)
     m = _metrics(df)
     usage: dict = {}
     for record in records:
         for key, value in (record.get("usage") or {}).items():
             if isinstance(value, (int, float)):
                 usage[key] = usage.get(key, 0) + value
+    status = "failed" if m["failed"] >= m["n"] else "complete-with-failures" if m["failed"] else "complete"
     manifest.update(
-        status="complete" if not m["failed"] else "complete-with-failures", updated=_now(),
-        label=predictor.label(), kind=predictor.kind, versions=_versions(), hardware=_hardware(),
-        usage=usage, cost_usd=round(usage.get("cost_usd", 0.0), 6), info={**manifest.get("info", {}),
-                                                                          **predictor.run_info()})
+        status=status, updated=_now(), label=predictor.label(), kind=predictor.kind, versions=_versions(),
+        hardware=_hardware(), usage=usage, cost_usd=round(usage.get("cost_usd", 0.0), 6),
+        info={**manifest.get("info", {}), **predictor.run_info()})
     manifest["sessions"].append(session)
     manifest["timings"] = {
         "prepare_s": round(sum(s.get("prepare_s", 0) for s in manifest["sessions"]), 3),
         "predict_s": round(sum(s.get("predict_s", 0) for s in manifest["sessions"]), 3)}
     manifest["timings"]["items_per_s"] = round(len(items) / max(manifest["timings"]["predict_s"], 1e-9), 3)
-    write_json_atomic(manifest_path, manifest)
-    write_json_atomic(folder / "metrics.json", m)
-    return RunResult(run_id=rid, path=folder, manifest=manifest, metrics=m, df=df, cached=False, computed=computed)
+    folder.write_manifest(manifest)
+    folder.write_metrics(m)
+    return RunResult(run_id=folder.run_id, path=folder.path, manifest=manifest, metrics=m, df=df, cached=False,
+                     computed=computed, notes=notes)

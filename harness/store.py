@@ -3,16 +3,33 @@
 runs/<id>/manifest.json     spec, hashes, versions, hardware, timings, usage, cost
 runs/<id>/predictions.jsonl one line per item, appended and flushed as replies arrive
 runs/<id>/metrics.json      written atomically, last: its presence means "finished"
-A killed run leaves a valid prefix of predictions.jsonl (a torn last line is dropped),
-so the next invocation of the same run asks only for the items still missing.
+
+RunFolder is the one owner of these files: nothing else in pricebench knows their names.
+Readers (`inspect`) never modify a folder and never raise on damage: a garbage line, a
+record without an id or with a non-finite number, an unreadable manifest or metrics file
+become `problems` naming the file and line, and the folder's state says what it holds.
+Writers hold the folder's lock (flock on the folder itself, so no lock file is left
+behind), write JSON atomically under unique temporary names, and write metrics last.
 """
 from __future__ import annotations
 
-import hashlib
+import fcntl
 import json
+import math
 import os
+import re
 import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from harness.errors import InputError
+
+MANIFEST, PREDICTIONS, METRICS = "manifest.json", "predictions.jsonl", "metrics.json"
+RUN_ID = re.compile(r"[0-9a-f]{16}")
+RUN_ID_PREFIX = re.compile(r"[0-9a-f]{1,16}")
+COLOURS = ("green", "orange", "red")
+NUMBER_FIELDS = ("guess", "truth", "error", "sle")
 
 
 def default_store_dir() -> Path:
@@ -20,92 +37,297 @@ def default_store_dir() -> Path:
 
 
 def run_id(identity: dict) -> str:
+    import hashlib
+
     canonical = json.dumps(identity, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def write_json_atomic(path: Path, obj) -> None:
+def finite_json(obj):
+    """JSON has no NaN or Infinity: non-finite floats become null, so every file stays valid JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write to a unique temporary sibling, fsync, rename over `path`: readers see old or new, never half."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, ensure_ascii=False, default=str)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def write_json_atomic(path: Path, obj) -> None:
+    _atomic_write(path, json.dumps(finite_json(obj), indent=2, ensure_ascii=False, default=str, allow_nan=False))
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads(text: str):
+    """json.loads that refuses NaN / Infinity (Python accepts them; JSON does not)."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
 def read_json(path: Path):
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    return loads(Path(path).read_text(encoding="utf-8"))
+
+
+def record_problem(record) -> str | None:
+    """Why a predictions.jsonl record cannot be used, or None when it can."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    if not isinstance(record.get("id"), str) or not record["id"]:
+        return "no item id"
+    for name in NUMBER_FIELDS:
+        value = record.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"field '{name}' is not a finite number"
+    if record.get("colour") not in COLOURS:
+        return "field 'colour' is not green, orange or red"
+    if not isinstance(record.get("parsed"), bool):
+        return "field 'parsed' is not true or false"
+    return None
+
+
+def metrics_problem(metrics) -> str | None:
+    if not isinstance(metrics, dict):
+        return "not a JSON object"
+    for name in ("n", "mae", "rmsle", "hit_rate"):
+        value = metrics.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"field '{name}' is missing or not a finite number"
+    return None
+
+
+@dataclass
+class Inspection:
+    """What a run folder holds, read without changing it.
+
+    state: complete (finished, nothing damaged) | partial (killed or still running) |
+    damaged (some file or line is unusable) | empty (no manifest and no predictions).
+    """
+
+    folder: Path
+    state: str
+    manifest: dict | None = None
+    metrics: dict | None = None
+    records: dict[str, dict] = field(default_factory=dict)     # usable records by id (last one wins)
+    problems: list[str] = field(default_factory=list)          # each names the file (and line)
+    torn_tail: bool = False                                    # last line cut mid-write (a killed run)
+
+    @property
+    def run_id(self) -> str:
+        return self.folder.name
+
+
+class RunFolder:
+    """One run's folder: reading, writing, locking and repairing its three files."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._log = None
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    # --- reading (never modifies, never raises on damage) ---------------------------------------
+    def _read_object(self, name: str, check) -> tuple[dict | None, str | None]:
+        path = self.path / name
+        try:
+            obj = read_json(path)
+        except FileNotFoundError:
+            return None, None
+        except (ValueError, UnicodeDecodeError) as e:
+            return None, f"{path}: unreadable ({' '.join(str(e).split())[:120]})"
+        except RecursionError:
+            return None, f"{path}: unreadable (nested too deeply)"
+        problem = check(obj)
+        return (obj, None) if problem is None else (None, f"{path}: {problem}")
+
+    def read_predictions(self) -> tuple[dict[str, dict], list[str], bool]:
+        """(usable records by id, problems naming file:line, whether the last line is torn)."""
+        path = self.path / PREDICTIONS
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return {}, [], False
+        end = data.rfind(b"\n") + 1
+        lines = data[:end].split(b"\n")[:-1]
+        records, problems = {}, []
+        kept = [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
+        numbered = kept
+        try:        # the common case, one json.loads for the whole file: 5-10x faster on big stores
+            parsed = loads("[" + b",".join(line for _, line in kept).decode("utf-8") + "]")
+            if len(parsed) == len(kept):     # a line like `1,2` would shift the rest: read line by line
+                numbered = [(n, record) for (n, _), record in zip(kept, parsed)]
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            pass
+        for number, record in numbered:
+            if isinstance(record, bytes):
+                try:
+                    record = loads(record.decode("utf-8"))
+                except (ValueError, UnicodeDecodeError, RecursionError):
+                    problems.append(f"{path}:{number}: not a valid JSON line")
+                    continue
+            problem = record_problem(record)
+            if problem:
+                problems.append(f"{path}:{number}: {problem}")
+                continue
+            records[record["id"]] = record
+        return records, problems, end < len(data)
+
+    def inspect(self) -> Inspection:
+        manifest, manifest_problem = self._read_object(MANIFEST, lambda o: None if isinstance(o, dict)
+                                                       else "not a JSON object")
+        metrics, metrics_problem_ = self._read_object(METRICS, metrics_problem)
+        records, problems, torn = self.read_predictions()
+        problems = [p for p in (manifest_problem, metrics_problem_) if p] + problems
+        if manifest is None and not manifest_problem and (self.path / PREDICTIONS).exists():
+            problems.insert(0, f"{self.path / MANIFEST}: missing")
+        if metrics is not None and len(records) != metrics["n"]:
+            problems.append(f"{self.path / PREDICTIONS}: {len(records)} usable items, metrics.json says {metrics['n']}")
+        if problems:
+            state = "damaged"
+        elif manifest is None and not records:
+            state = "empty"
+        elif metrics is None:
+            state = "partial"
+        else:
+            state = "complete"
+        return Inspection(self.path, state, manifest, metrics, records, problems, torn)
+
+    def is_complete(self) -> bool:
+        return (self.path / METRICS).exists() and self.inspect().state == "complete"
+
+    # --- writing (hold the lock) ----------------------------------------------------------------
+    @contextmanager
+    def lock(self, on_wait=None):
+        """Exclusive lock on the folder (created if needed); `on_wait()` is called if another process holds it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait:
+                    on_wait()
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield self
+        finally:
+            self.close_log()
+            os.close(fd)            # closing the descriptor releases the lock
+
+    def cut_torn_tail(self) -> None:
+        """Drop a last line cut mid-write (a killed run), so appends start on a fresh line."""
+        path = self.path / PREDICTIONS
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            with open(path, "r+b") as f:
+                f.truncate(end)
+
+    def write_manifest(self, manifest: dict) -> None:
+        write_json_atomic(self.path / MANIFEST, manifest)
+
+    def write_metrics(self, metrics: dict) -> None:
+        write_json_atomic(self.path / METRICS, metrics)
+
+    def remove_metrics(self) -> None:
+        (self.path / METRICS).unlink(missing_ok=True)
+
+    def append(self, records: list[dict]) -> None:
+        """Append records and flush them to disk: a killed run keeps every line written before."""
+        if self._log is None:
+            self._log = open(self.path / PREDICTIONS, "a", encoding="utf-8")
+        text = "".join(json.dumps(finite_json(r), ensure_ascii=False, allow_nan=False) + "\n" for r in records)
+        try:
+            self._log.write(text)
+            self._log.flush()
+            os.fsync(self._log.fileno())
+        except OSError:
+            self.close_log(quiet=True)
+            self.cut_torn_tail()        # a full disk may have left half a line: keep the file clean
+            raise
+
+    def rewrite_predictions(self, records: list[dict]) -> None:
+        """Compact to one line per item, in item order (done once a run finishes)."""
+        self.close_log()
+        _atomic_write(self.path / PREDICTIONS, "".join(
+            json.dumps(finite_json(r), ensure_ascii=False, allow_nan=False) + "\n" for r in records))
+
+    def close_log(self, quiet: bool = False) -> None:
+        log, self._log = self._log, None
+        if log is not None:
+            try:
+                log.close()
+            except OSError:
+                if not quiet:
+                    raise
 
 
 class RunStore:
+    """The folder of run folders ($PRICEBENCH_STORE, --store, default ./runs)."""
+
     def __init__(self, root=None):
         self.root = Path(root) if root is not None else default_store_dir()
 
-    def path(self, rid: str) -> Path:
-        return self.root / rid
+    def _check_root(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise InputError("is not a folder (choose another --store)", path=self.root, field="--store")
 
-    def find(self, prefix: str) -> Path:
-        """A run folder by id or unique id prefix."""
-        matches = sorted(p for p in self.root.glob(f"{prefix}*") if (p / "manifest.json").exists())
+    def folder(self, rid: str) -> RunFolder:
+        if not RUN_ID.fullmatch(rid):
+            raise InputError(f"not a run id: {rid!r}", field="run")
+        self._check_root()
+        return RunFolder(self.root / rid)
+
+    def path(self, rid: str) -> Path:
+        return self.folder(rid).path
+
+    def find(self, prefix: str) -> RunFolder:
+        """A run folder by id or unique id prefix (hex digits only: never a path)."""
+        if not RUN_ID_PREFIX.fullmatch(prefix or ""):
+            raise InputError(f"not a run id or prefix: {prefix!r} (16 hex digits, or their start)", field="run")
+        self._check_root()
+        matches = [f for f in self.folders() if f.run_id.startswith(prefix)
+                   and (f.path / MANIFEST).exists()]
         if len(matches) != 1:
-            from harness.errors import InputError
-            what = "no run" if not matches else f"{len(matches)} runs"
-            raise InputError(f"{what} matching {prefix!r} in {self.root}", field="run")
+            what = "no run" if not matches else f"{len(matches)} runs (give more digits)"
+            raise InputError(f"{what} matching {prefix!r}", path=self.root, field="run")
         return matches[0]
 
+    def folders(self) -> list[RunFolder]:
+        """Every run folder (complete, partial, damaged), by id; other entries are not ours."""
+        self._check_root()
+        try:
+            entries = sorted(self.root.iterdir()) if self.root.exists() else []
+        except NotADirectoryError:
+            raise InputError("is not a folder", path=self.root, field="--store") from None
+        return [RunFolder(p) for p in entries if RUN_ID.fullmatch(p.name) and p.is_dir() and not p.is_symlink()]
+
     def runs(self) -> list[Path]:
-        return sorted(p.parent for p in self.root.glob("*/metrics.json"))
+        """Folders of finished runs (metrics.json present); damage is checked by their readers."""
+        return [f.path for f in self.folders() if (f.path / METRICS).exists()]
 
 
-class PredictionLog:
-    """predictions.jsonl: appended per reply, flushed per batch, read back tolerantly."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._file = None
-
-    def read(self) -> dict[str, dict]:
-        """Last record per item id; a torn final line (killed mid-write) is cut off the file."""
-        if not self.path.exists():
-            return {}
-        data = self.path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):
-            with open(self.path, "r+b") as f:
-                f.truncate(end)
-        records = {}
-        for line in data[:end].splitlines():
-            if line.strip():
-                record = json.loads(line)
-                records[record["id"]] = record
-        return records
-
-    def append(self, records: list[dict]) -> None:
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8")
-        for record in records:
-            self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def rewrite(self, records: list[dict]) -> None:
-        """Compact to one line per item, in item order (done once a run finishes)."""
-        self.close()
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            for record in records:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+__all__ = ["Inspection", "RunFolder", "RunStore", "default_store_dir", "finite_json", "loads", "read_json", "run_id",
+           "write_json_atomic"]

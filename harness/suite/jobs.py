@@ -13,7 +13,8 @@ from harness.suite.leaderboard import Job
 
 @dataclass
 class JobStatus:
-    """state: cached | partial | to-run | published | unavailable (the predictor cannot be built)."""
+    """state: cached | failed (every request failed) | partial | damaged | to-run | published |
+    unavailable (the predictor cannot be built)."""
 
     job: Job
     state: str
@@ -36,7 +37,7 @@ def job_status(job: Job, *, data_dir=None, store=None, task_cache: dict | None =
     """Where a job stands, computed from its identity alone: nothing is fitted, loaded or run."""
     from harness.predictors import ModelSpec, make_predictor
     from harness.runner import run_identity
-    from harness.store import PredictionLog, RunStore
+    from harness.store import RunStore
 
     task_cache = {} if task_cache is None else task_cache
     try:
@@ -54,11 +55,16 @@ def job_status(job: Job, *, data_dir=None, store=None, task_cache: dict | None =
             predictor.close()
     except Exception as e:  # noqa: BLE001 - a job that cannot even be planned is reported, not raised
         return JobStatus(job, "unavailable", detail=_reason(e))
-    folder = RunStore(store).path(rid)
-    total = len(task.eval_items())
-    if (folder / "metrics.json").exists():
-        return JobStatus(job, "cached", rid, total, total)
-    done = len(PredictionLog(folder / "predictions.jsonl").read()) if folder.exists() else 0
+    seen = RunStore(store).folder(rid).inspect()
+    total, done = len(task.eval_items()), len(seen.records)
+    if seen.state == "complete":
+        failed = seen.metrics.get("failed", 0)
+        if failed >= total:
+            return JobStatus(job, "failed", rid, done, total, f"all {total} requests failed; a re-run asks again")
+        return JobStatus(job, "cached", rid, done, total, f"{failed} failed requests" if failed else "")
+    if seen.state == "damaged":
+        more = f" (+{len(seen.problems) - 1} more)" if len(seen.problems) > 1 else ""
+        return JobStatus(job, "damaged", rid, done, total, f"{seen.problems[0]}{more}; a re-run repairs it")
     if done:
         return JobStatus(job, "partial", rid, done, total, f"resumes at {done}/{total}")
     return JobStatus(job, "to-run", rid, 0, total)
