@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 
 from harness.errors import InputError, describe
 from harness.store import finite_json
@@ -181,16 +183,49 @@ def cmd_export_lm_eval(args) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one `pricebench: error:` line like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"pricebench: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _count(low: int, high: int):
+    """An argparse type: a whole number in [low, high]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high:,}, got {value}")
+        return value
+    parse.__name__ = "count"
+    return parse
+
+
+def _common(suppress: bool) -> argparse.ArgumentParser:
+    """Options every verb takes, before or after the verb (`pricebench --debug run ...` or `run ... --debug`)."""
+    default = {"default": argparse.SUPPRESS} if suppress else {}
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="offline data folder (default $PRICEBENCH_DATA; unset = Hugging Face hub)",
+                        **default)
+    common.add_argument("--store", help="run store folder (default $PRICEBENCH_STORE or ./runs)", **default)
+    common.add_argument("--debug", action="store_true", help="show the full traceback of an error", **default)
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pricebench", description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", help="offline data folder (default $PRICEBENCH_DATA; unset = Hugging Face hub)")
-    parser.add_argument("--store", help="run store folder (default $PRICEBENCH_STORE or ./runs)")
-    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser = Parser(prog="pricebench", description=__doc__.split("\n")[0], parents=[_common(False)])
     sub = parser.add_subparsers(dest="command", required=True)
+    verb = _common(True)
 
-    sub.add_parser("tasks", help="list the registered tasks").set_defaults(func=cmd_tasks)
+    def add(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[verb], **kwargs)
 
-    p = sub.add_parser("run", help="run a model on a task (or reuse the stored run)")
+    add("tasks", help="list the registered tasks").set_defaults(func=cmd_tasks)
+
+    p = add("run", help="run a model on a task (or reuse the stored run)")
     p.add_argument("--task", required=True, help="task name or path to a task YAML")
     p.add_argument("--model", required=True, help="backend:name, e.g. reference:human, hf:<checkpoint>")
     p.add_argument("--quant", default="none", choices=["none", "8bit", "4bit"])
@@ -200,17 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("show", help="metrics, CI and worst misses of a stored run")
+    p = add("show", help="metrics, CI and worst misses of a stored run")
     p.add_argument("run", help="run id or unique prefix")
-    p.add_argument("--worst", type=int, default=10)
+    p.add_argument("--worst", type=_count(0, 10_000), default=10, help="how many worst misses to list (default 10)")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("compare", help="paired bootstrap: is run A better than run B?")
+    p = add("compare", help="paired bootstrap: is run A better than run B?")
     p.add_argument("run_a")
     p.add_argument("run_b")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("suite", help="run a leaderboard's job matrix (skipping finished runs), then build its report")
+    p = add("suite", help="run a leaderboard's job matrix (skipping finished runs), then build its report")
     p.add_argument("leaderboard", help="path to a leaderboard YAML, e.g. leaderboards/course.yaml")
     p.add_argument("--dry-run", action="store_true", help="list each job as cached / partial / to-run; run nothing")
     p.add_argument("--executor", default="local", choices=["local", "ray"])
@@ -220,25 +255,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="run the jobs, skip the report")
     p.set_defaults(func=cmd_suite)
 
-    p = sub.add_parser("report", help="build the static HTML report of a leaderboard (or of a whole store)")
+    p = add("report", help="build the static HTML report of a leaderboard (or of a whole store)")
     p.add_argument("leaderboard", nargs="?", help="leaderboard YAML; omit it to report every run in --store")
     p.add_argument("--out", help="report folder (default reports/<leaderboard name>)")
     p.add_argument("--name", default="store", help="report name when reporting a whole store (default: store)")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("export-lm-eval", help="write a task folder that `lm_eval --include_path` runs")
+    p = add("export-lm-eval", help="write a task folder that `lm_eval --include_path` runs")
     p.add_argument("task", help="task name or path to a task YAML")
     p.add_argument("dir", help="output folder")
     p.add_argument("--slice", help="evaluation slice (default: the task's)")
-    p.add_argument("--max-new-tokens", type=int, default=6, help="generation budget (default 6, as hf:)")
+    p.add_argument("--max-new-tokens", type=_count(1, 4096), default=6, help="generation budget (default 6, as hf:)")
     p.add_argument("--prompt", choices=["base", "chat"], default="base",
                    help="base completion prompt, or the chat prompt (run with lm_eval --apply_chat_template)")
     p.set_defaults(func=cmd_export_lm_eval)
     return parser
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt   # SIGTERM ends a run like Ctrl-C: what was predicted is saved
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:          # usage errors (exit 2) and --help (exit 0)
+        return e.code if isinstance(e.code, int) else 2
+    previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         return args.func(args)
     except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - every failure becomes one line (or --debug)
@@ -247,6 +291,9 @@ def main(argv=None) -> int:
         message, code = describe(e)
         print(f"pricebench: {message}", file=sys.stderr)
         return code
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -309,7 +309,7 @@ class RunStore:
             raise InputError(f"not a run id or prefix: {prefix!r} (16 hex digits, or their start)", field="run")
         self._check_root()
         matches = [f for f in self.folders() if f.run_id.startswith(prefix)
-                   and (f.path / MANIFEST).exists()]
+                   and any((f.path / name).exists() for name in (MANIFEST, PREDICTIONS, METRICS))]
         if len(matches) != 1:
             what = "no run" if not matches else f"{len(matches)} runs (give more digits)"
             raise InputError(f"{what} matching {prefix!r}", path=self.root, field="run")

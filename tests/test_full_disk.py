@@ -1,0 +1,76 @@
+"""A full disk (ENOSPC) on a real small tmpfs: one line, only whole lines kept, no temporary files
+left, and the same command completes the run once there is room (CI runs as root: the test
+mounts and unmounts the tmpfs itself)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests._hostile import assert_one_line_error, cli
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")
+RUN = ("run", "--task", "amazon8", "--model", "slowtest:disk", "-o", "delay=0", "--json")
+
+
+@pytest.fixture(autouse=True)
+def _slow_backend():
+    from tests import _slow_predictor
+
+    _slow_predictor.register()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB tmpfs; yields (mount point, resize(size))."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(disk)], check=True)
+
+    def resize(size: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(disk)], check=True)
+
+    try:
+        yield disk, resize
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_full_disk_mid_run_then_resume(small_disk, tmp_path, data_dir, capsys):
+    disk, resize = small_disk
+    store = disk / "runs"
+    code, out, err = cli(capsys, "--store", store, *RUN)
+    assert_one_line_error(code, err, "disk is full", "run the same command again", exit_code=1)
+    (folder,) = list(store.iterdir())
+    data = (folder / "predictions.jsonl").read_bytes()
+    kept = data.count(b"\n")
+    assert 0 < kept < 250 and data.endswith(b"\n")             # whole lines only, and some were kept
+    assert all(json.loads(line)["id"] for line in data.splitlines())
+    assert not (folder / "metrics.json").exists()
+    assert sorted(p.name for p in folder.iterdir()) in (["manifest.json", "predictions.jsonl"],)
+
+    resize("8m")
+    code, out, err = cli(capsys, "--store", store, *RUN)
+    assert code == 0 and "Traceback" not in err, err
+    result = json.loads(out)
+    assert result["metrics"]["n"] == 250 and not result["cached"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["sessions"][-1]["resumed_from"] == kept
+
+    clean = tmp_path / "clean"
+    assert cli(capsys, "--store", clean, *RUN)[0] == 0
+    assert (folder / "predictions.jsonl").read_bytes() == (clean / folder.name / "predictions.jsonl").read_bytes()
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "metrics.json", "predictions.jsonl"]
+
+
+def test_full_disk_before_anything_fits(small_disk, capsys):
+    disk, _ = small_disk
+    (disk / "filler").write_bytes(b"\0" * (64 * 1024 - 4096))
+    store = disk / "runs"
+    code, _, err = cli(capsys, "--store", store, *RUN)
+    assert_one_line_error(code, err, "disk is full", exit_code=1)
+    leftovers = [p.name for p in store.rglob("*") if p.is_file()] if store.exists() else []
+    assert not [name for name in leftovers if name.endswith(".tmp")], leftovers
