@@ -92,6 +92,10 @@ def execute_job(job: Job, data_dir=None, store=None) -> dict:
     except Exception as e:  # noqa: BLE001 - keep going; the suite lists failures at the end
         return {"ok": False, "error": _reason(e), "traceback": traceback.format_exc(limit=6),
                 "seconds": round(time.perf_counter() - t0, 3)}
+    if result.failed_all:
+        return {"ok": False, "run_id": result.run_id, "computed": result.computed,
+                "error": f"all {result.metrics['n']} requests failed (run {result.run_id}); a re-run asks again",
+                "seconds": round(time.perf_counter() - t0, 3)}
     return {"ok": True, "run_id": result.run_id, "cached": result.cached, "computed": result.computed,
             "published": result.published, "mae": result.metrics.get("mae"),
             "failed_items": result.metrics.get("failed", 0), "seconds": round(time.perf_counter() - t0, 3)}
