@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from harness.predictors import ModelSpec, make_predictor
 from harness.prompts import build_requests
 from harness.scoring import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, SCORING_VERSION, metrics, parse_price, score_item
-from harness.errors import Interrupted
+from harness.errors import InputError, Interrupted
 from harness.store import Inspection, RunFolder, RunStore, run_id
 from harness.tasks import Task, load_task
 
@@ -130,7 +130,6 @@ def result_from(seen: Inspection, *, cached: bool = True) -> RunResult:
     elif records:
         m = _metrics(df)
     else:
-        from harness.errors import InputError
         raise InputError(f"run {seen.run_id} holds no usable predictions ({seen.state}"
                          f"{': ' + seen.problems[0] if seen.problems else ''})", path=seen.folder, field="run")
     return RunResult(run_id=seen.run_id, path=seen.folder, manifest=seen.manifest or {"run_id": seen.run_id},

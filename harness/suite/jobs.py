@@ -50,7 +50,7 @@ def job_status(job: Job, *, data_dir=None, store=None, task_cache: dict | None =
             if row is not None:
                 return JobStatus(job, "published", total=int(row.get("n", 250)), published_row=row,
                                  detail=f"published figure ({row.get('source') or 'task spec'})")
-            _, rid = run_identity(task, spec, predictor)
+            _, rid = run_identity(task, predictor.spec, predictor)
         finally:
             predictor.close()
     except Exception as e:  # noqa: BLE001 - a job that cannot even be planned is reported, not raised
