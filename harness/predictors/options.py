@@ -257,7 +257,7 @@ class Options(BaseModel):
                              field="options")
         secret = find_credential(options)
         if secret is not None:
-            raise InputError(f"{who}: {secret!r} looks like a credential; {SECRET_ADVICE}", field=secret)
+            raise InputError(f"{who}: this name looks like a credential; {SECRET_ADVICE}", field=secret)
         known = sorted(cls.model_fields)
         for name in options:
             if name not in cls.model_fields:

@@ -52,6 +52,9 @@ class ReferencePredictor(Predictor):
     prompts = (None,)
     prompt_advice = "a recorded run was not prompted by pricebench; drop --prompt"
 
+    class Options(Predictor.Options):
+        unknown_advice = "a recorded run takes no model options"
+
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
         self.run_name = spec.target

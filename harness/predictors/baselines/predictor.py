@@ -48,6 +48,9 @@ class BaselinePredictor(Predictor):
     prompts = (None,)
     prompt_advice = "a regressor reads the item, not a prompt; drop --prompt"
 
+    class Options(Predictor.Options):
+        unknown_advice = "a baseline's recipe is fixed (docs/baselines.md): it takes no model options"
+
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
         self.name = spec.target
