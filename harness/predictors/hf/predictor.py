@@ -78,6 +78,7 @@ class HFPredictor(Predictor):
         adapter: str | None = option(None, description="a PEFT adapter folder")
         revision: str | None = option(None, description="hub revision")
         trust_remote_code: bool = option(False)
+        # device and linear_kernel change only float rounding, as another BLAS build would: not hashed.
         device: str = runtime("auto", pattern=DEVICE_PATTERN, expected="auto, cpu, cuda, cuda:N, mps, xpu or xpu:N")
         linear_kernel: Literal[KERNELS] = runtime("auto", description="aten: skip the oneDNN fp32 linear layers")
 
