@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.predictors import register_backend
+from harness.predictors import option, register_backend
 from harness.predictors.base import Predictor, Reply
 
 FAIL_AFTER_ENV = "PRICEBENCH_TEST_FAIL_AFTER"
@@ -25,6 +25,9 @@ class NoisyPredictor(Predictor):
     batch_size = 4
     kind = "model"
 
+    class Options(Predictor.Options):
+        suffix: str = option("", description="text appended to every reply")
+
     def predict(self, requests):
         fail_after = int(os.environ.get(FAIL_AFTER_ENV, "-1"))
         rng = np.random.default_rng(zlib.crc32(self.spec.target.encode()))
@@ -32,7 +35,7 @@ class NoisyPredictor(Predictor):
             if n == fail_after:
                 raise RuntimeError(f"test predictor crashed after {n} items")
             guess = request.item.price * float(rng.lognormal(0.0, 0.5))
-            suffix = self.spec.options.get("suffix", "")
+            suffix = self.options.suffix
             yield request, Reply(raw=f"Price is ${guess:,.2f} {suffix}".strip(), usage={"cost_usd": 0.0001})
 
 

@@ -10,13 +10,16 @@ import time
 from pathlib import Path
 
 import harness
-from harness.predictors import Predictor, Reply, register_backend
+from harness.predictors import Predictor, Reply, option, register_backend
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 class CountingPredictor(Predictor):
     calls = 0
+
+    class Options(Predictor.Options):
+        temperature: float = option(0.0, ge=0)      # never read: it only has to change the run id
 
     def predict_batch(self, requests):
         CountingPredictor.calls += len(requests)

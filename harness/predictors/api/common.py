@@ -22,12 +22,11 @@ import yaml
 
 from harness.errors import InputError
 from harness.predictors.base import ModelSpec, Predictor, Reply
+from harness.predictors.options import option, runtime, scrub_url
 from harness.prompts import Request
 
 PRICES_PATH = Path(__file__).resolve().with_name("prices.yaml")
 PRICES_ENV = "PRICEBENCH_PRICES"
-# Options that may never be given on the command line: they would land in manifest.json.
-SECRET_OPTIONS = ("api_key", "key", "token", "auth_token")
 
 
 class MalformedReply(Exception):
@@ -118,30 +117,43 @@ class ApiPredictor(Predictor):
     key_env = "API_KEY"
     default_prompt = "chat"
     kind = "frontier"
+    quants = ("none",)
+    quant_advice = "quantization is the provider's business; use --quant none"
+
+    class Options(Predictor.Options):
+        base_url: str | None = option(None, pattern=r"^https?://\S+$", expected="an http(s):// URL",
+                                      description="another endpoint (an OpenAI-compatible server, a proxy)")
+        max_tokens: int = option(8, ge=1, description="tokens per reply")
+        temperature: float = option(0.0, ge=0, le=2)
+        prices: str | None = option(None, description="price table path (default $PRICEBENCH_PRICES, then "
+                                                      "the shipped table)")
+        concurrency: int = runtime(8, ge=1, description="requests in flight")
+        max_retries: int = runtime(6, ge=0, description="retries per item (429, 5xx, timeouts, malformed)")
+        timeout: float = runtime(60.0, gt=0, description="seconds per request")
+        delay: float = runtime(1.0, ge=0, description="first backoff, seconds (doubles, jittered, capped at 60)")
+        api_key_env: str | None = runtime(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                          expected="an environment variable name",
+                                          description="the variable holding the key")
 
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
-        for name in SECRET_OPTIONS:
-            if name in spec.options:
-                raise InputError(f"never pass a key as an option (it would be written to the run's manifest); "
-                                 f"put it in an environment variable and pass api_key_env=NAME "
-                                 f"(default {self.key_env})", field=name)
         if not spec.target:
             raise InputError(f"{spec.backend}: needs a model name, e.g. {spec.backend}:<model>", field="model")
-        if spec.quant != "none":
-            raise InputError(f"{spec.backend}: quantization is the provider's business; use --quant none",
-                             field="quant")
-        options = spec.options
+        options = self.options
         self.model = spec.target
-        self.base_url = options.get("base_url")
-        self.concurrency = max(1, int(options.get("concurrency", 8)))
-        self.max_retries = max(0, int(options.get("max_retries", 6)))
-        self.timeout = float(options.get("timeout", 60))
-        self.delay = float(options.get("delay", 1.0))          # first backoff, seconds
-        self.max_tokens = int(options.get("max_tokens", 8))
-        self.temperature = float(options.get("temperature", 0))
-        self.key_env_name = options.get("api_key_env") or self.key_env
-        self.price = lookup_price(self.provider, self.model, price_table_path(options))
+        # The URL as given connects (its userinfo may be the server's credentials); only the
+        # scrubbed one is shown or stored (self.spec.options, run_info).
+        self._connect_url = options.base_url
+        self.base_url = scrub_url(options.base_url) if options.base_url else None
+        self.concurrency = options.concurrency
+        self.max_retries = options.max_retries
+        self.timeout = options.timeout
+        self.delay = options.delay
+        self.max_tokens = options.max_tokens
+        self.temperature = options.temperature
+        self.key_env_name = options.api_key_env or self.key_env
+        self.prices_path = price_table_path({"prices": options.prices})
+        self.price = lookup_price(self.provider, self.model, self.prices_path)
         self._api_key: str | None = None
         self._client_obj = None
         self._stats = {"retries": 0, "failed": 0, "errors": {}}
@@ -165,9 +177,16 @@ class ApiPredictor(Predictor):
                          f"(or pass api_key_env=OTHER_NAME)", field="api_key_env")
 
     def _scrub(self, text: str) -> str:
-        """Error text is stored in predictions.jsonl: make sure a key can never ride along."""
+        """Error text is stored in predictions.jsonl: make sure a key (or the URL's userinfo)
+        can never ride along."""
         if self._api_key and len(self._api_key) >= 4:
             text = text.replace(self._api_key, "***")
+        if self._connect_url and self._connect_url != self.base_url:
+            text = text.replace(self._connect_url, self.base_url)
+            userinfo = self._connect_url.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[0]
+            for secret in (userinfo, userinfo.partition(":")[2]):
+                if len(secret) >= 4:
+                    text = text.replace(secret, "***")
         return text[:500]
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -184,7 +203,7 @@ class ApiPredictor(Predictor):
         info = {"provider": self.provider, "concurrency": self.concurrency, "max_retries": self.max_retries,
                 "retries": self._stats["retries"], "failed_requests": self._stats["failed"],
                 "error_kinds": dict(self._stats["errors"]),
-                "price_per_mtok": self.price, "price_table": str(price_table_path(self.spec.options))}
+                "price_per_mtok": self.price, "price_table": str(self.prices_path)}
         if self.base_url:
             info["base_url"] = self.base_url
         return info

@@ -11,6 +11,7 @@ import openai
 
 from harness.predictors.api.common import ApiPredictor, MalformedReply
 from harness.predictors.base import ModelSpec
+from harness.predictors.options import option
 from harness.prompts import Request
 
 
@@ -19,13 +20,16 @@ class OpenAIPredictor(ApiPredictor):
     sdk = openai
     key_env = "OPENAI_API_KEY"
 
+    class Options(ApiPredictor.Options):
+        seed: int | None = option(None, description="sampling seed, where the server honours it")
+
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
-        self.seed = spec.options.get("seed")
+        self.seed = self.options.seed
 
     def _client(self, api_key: str):
         # Retries are ours (counted, per item, with malformed replies included): the SDK's are off.
-        return openai.OpenAI(api_key=api_key, base_url=self.base_url, timeout=self.timeout, max_retries=0)
+        return openai.OpenAI(api_key=api_key, base_url=self._connect_url, timeout=self.timeout, max_retries=0)
 
     def _params(self) -> dict:
         params = {"model": self.model, "max_tokens": self.max_tokens, "temperature": self.temperature}
@@ -48,3 +52,6 @@ class OpenAIPredictor(ApiPredictor):
 
 def create(spec: ModelSpec) -> OpenAIPredictor:
     return OpenAIPredictor(spec)
+
+
+PREDICTOR = OpenAIPredictor

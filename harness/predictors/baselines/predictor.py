@@ -41,6 +41,15 @@ class BaselinePredictor(Predictor):
     kind = "baseline"
     default_prompt = "base"
     batch_size = 1000
+    # A regressor reads the item, not a prompt, and is not quantized: either would only give the
+    # same predictions a new run id. It takes the common runtime options only.
+    quants = ("none",)
+    quant_advice = "a fitted regressor has no quantization to choose; drop --quant"
+    prompts = (None,)
+    prompt_advice = "a regressor reads the item, not a prompt; drop --prompt"
+
+    class Options(Predictor.Options):
+        unknown_advice = "a baseline's recipe is fixed (docs/baselines.md): it takes no model options"
 
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
@@ -105,3 +114,6 @@ def create(spec: ModelSpec) -> Predictor:
         raise InputError(f"baseline needs a name, e.g. baseline:bow-linreg (known: {', '.join([RANDOM, *RECIPES])})",
                          field="model")
     return BaselinePredictor(spec)
+
+
+PREDICTOR = BaselinePredictor

@@ -13,10 +13,11 @@ before and after fine-tuning) for any model a user names:
 - prompt style: "chat" (the tokenizer's chat template, continuing "Price is $") if the
   tokenizer has a chat template, else "base" (the course's completion prompt).
 
-Options (`-o key=value`): dtype (auto|float32|bfloat16|float16), compute_dtype (4-bit),
-max_new_tokens (6), decoding (greedy|topk-weighted), top_k (3), adapter, revision,
-trust_remote_code (false), batch_size (8), device (auto|cpu|cuda), linear_kernel (auto|aten:
-fp32 linear layers on the CPU go through oneDNN unless aten; see harness/predictors/hf/onednn_linear.py), progress.
+Options (`-o key=value`, declared in `HFPredictor.Options`): dtype (auto|float32|bfloat16|float16),
+compute_dtype (4-bit), max_new_tokens (6), decoding (greedy|topk-weighted), top_k (3), adapter,
+revision, trust_remote_code (false); speed only: batch_size (8), device (auto|cpu|cuda|cuda:N|mps),
+linear_kernel (auto|aten: fp32 linear layers on the CPU go through oneDNN unless aten; see
+harness/predictors/hf/onednn_linear.py), progress.
 """
 from __future__ import annotations
 
@@ -24,16 +25,22 @@ import logging
 import time
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
 
 from harness.errors import InputError
 from harness.predictors.hf.fingerprint import weights_fingerprint
 from harness.predictors.hf.onednn_linear import KERNELS, route_linear_to_onednn
 from harness.predictors.base import ModelSpec, Predictor, Reply
+from harness.predictors.options import option, runtime
 from harness.prompts import Request
 
 DEFAULT_MAX_NEW_TOKENS = 6
 DECODINGS = ("greedy", "topk-weighted")
+# torch's floating dtypes by name (with its aliases float, half, double); auto = bfloat16 on CUDA, else float32
+DTypeName = Literal["auto", "float32", "bfloat16", "float16", "float64", "float", "half", "double"]
+DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?|xpu(:\d+)?)$"
+
+
 def resolve_target(target: str) -> tuple[str, str | None]:
     """(what from_pretrained loads, the GGUF it came from): alias, .gguf file, folder or hub id."""
     from harness.predictors.hf import testmodels
@@ -56,33 +63,42 @@ def resolve_target(target: str) -> tuple[str, str | None]:
     return target, None                     # a hub checkpoint name
 
 
-def _as_bool(value) -> bool:
-    return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
-
-
 class HFPredictor(Predictor):
     """transformers causal LM, optionally quantized by bitsandbytes, with an optional PEFT adapter."""
 
     batch_size = 8
+
+    class Options(Predictor.Options):
+        dtype: DTypeName = option("auto", description="weights dtype; auto = bfloat16 on CUDA, else float32")
+        compute_dtype: DTypeName = option("auto", description="4-bit compute dtype")
+        max_new_tokens: int = option(DEFAULT_MAX_NEW_TOKENS, ge=1, description="greedy tokens per item")
+        decoding: Literal[DECODINGS] = option("greedy", description="topk-weighted: the course's decoding "
+                                                                     "for fine-tuned models")
+        top_k: int = option(3, ge=1, description="tokens averaged by topk-weighted decoding")
+        adapter: str | None = option(None, description="a PEFT adapter folder")
+        revision: str | None = option(None, description="hub revision")
+        trust_remote_code: bool = option(False)
+        # device and linear_kernel change only float rounding, as another BLAS build would: not hashed.
+        device: str = runtime("auto", pattern=DEVICE_PATTERN, expected="auto, cpu, cuda, cuda:N, mps, xpu or xpu:N")
+        linear_kernel: Literal[KERNELS] = runtime("auto", description="aten: skip the oneDNN fp32 linear layers")
+
+    @classmethod
+    def needs_gpu(cls, options: dict) -> bool:
+        return str(options.get("device", "")).startswith("cuda")
 
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
         if not spec.target:
             raise InputError("hf: needs a checkpoint, folder, .gguf file or test-model alias, e.g. "
                              "hf:smollm2-135m-instruct", field="model")
-        opts = spec.options
-        self.decoding = str(opts.get("decoding", "greedy"))
-        if self.decoding not in DECODINGS:
-            raise InputError(f"decoding must be one of {DECODINGS}, got {self.decoding!r}", field="decoding")
-        self.linear_kernel = str(opts.get("linear_kernel", "auto"))
-        if self.linear_kernel not in KERNELS:
-            raise InputError(f"linear_kernel must be one of {KERNELS}, got {self.linear_kernel!r}",
-                             field="linear_kernel")
-        self.top_k = int(opts.get("top_k", 3))
-        self.max_new_tokens = int(opts.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS))
-        self.trust_remote_code = _as_bool(opts.get("trust_remote_code", False))
-        self.revision = opts.get("revision")
-        self.adapter = opts.get("adapter")
+        opts = self.options
+        self.decoding = opts.decoding
+        self.linear_kernel = opts.linear_kernel
+        self.top_k = opts.top_k
+        self.max_new_tokens = opts.max_new_tokens
+        self.trust_remote_code = opts.trust_remote_code
+        self.revision = opts.revision
+        self.adapter = opts.adapter
         if self.adapter and not Path(self.adapter).expanduser().is_dir():
             raise InputError("adapter folder not found", path=self.adapter, field="adapter")
         self.source, self.gguf = resolve_target(spec.target)
@@ -118,19 +134,16 @@ class HFPredictor(Predictor):
     def device(self) -> str:
         import torch
 
-        wanted = str(self.spec.options.get("device", "auto"))
+        wanted = self.options.device
         return ("cuda" if torch.cuda.is_available() else "cpu") if wanted == "auto" else wanted
 
     def _dtype(self, key: str = "dtype"):
         import torch
 
-        name = str(self.spec.options.get(key, "auto"))
+        name = getattr(self.options, key)
         if name == "auto":
             name = "bfloat16" if self.device.startswith("cuda") else "float32"
-        try:
-            return getattr(torch, name)
-        except AttributeError:
-            raise InputError(f"unknown dtype {name!r}", field=key) from None
+        return getattr(torch, name)
 
     def identity(self, task) -> dict:
         local = Path(self.source).is_dir()
@@ -299,3 +312,6 @@ class HFPredictor(Predictor):
 
 def create(spec: ModelSpec) -> Predictor:
     return HFPredictor(spec)
+
+
+PREDICTOR = HFPredictor
