@@ -4,6 +4,7 @@ pricebench tasks
 pricebench run --task amazon8 --model reference:human
 pricebench show <run-id>
 pricebench compare <run-id> <run-id>
+pricebench verify <run-id> [--items 32]
 pricebench suite leaderboards/course.yaml [--dry-run] [--executor ray --address HOST:PORT]
 pricebench report leaderboards/course.yaml | pricebench report --store runs
 pricebench export-lm-eval amazon8 lm_eval_tasks/
@@ -49,7 +50,7 @@ def cmd_run(args) -> int:
     from harness.runner import run
 
     result = run(args.task, args.model, quant=args.quant, prompt=args.prompt, options=_options(args.option),
-                 eval_slice=args.slice, data_dir=args.data_dir, store=args.store)
+                 eval_slice=args.slice, data_dir=args.data_dir, store=args.store, allow_mixed=args.allow_mixed)
     for note in result.notes:
         print(f"pricebench: {note}", file=sys.stderr)
     code = 1 if result.failed_all else 0
@@ -93,6 +94,13 @@ def cmd_show(args) -> int:
           f"quant {man.get('quant')}, prompt {man.get('prompt_style')}, status {status}")
     print(f"colours: green {m['green']}  orange {m['orange']}  red {m['red']}   "
           f"timings: {man.get('timings')}   cost ${man.get('cost_usd') or 0:.4f}")
+    for entry in man.get("mixed") or []:
+        what = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in entry["differs"].items())
+        print(f"MIXED: session {entry['session'] + 1} ran under another environment ({what})")
+    if man.get("verifications"):
+        v = man["verifications"][-1]
+        print(f"last verified {v['at']}: {v['identical']}/{v['checked']} replies identical "
+              f"({v['agreement_pct']:.1f}%), MAE on them ${v['stored_mae']:,.2f} stored vs ${v['recomputed_mae']:,.2f}")
     worst = result.df.sort_values("error", ascending=False).head(args.worst)
     print(f"\nworst {len(worst)} misses:")
     for row in worst.itertuples():
@@ -118,6 +126,27 @@ def cmd_compare(args) -> int:
     verdict = {"A": "A is significantly better", "B": "B is significantly better",
                None: "no significant difference"}[test["better"]]
     print(verdict)
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from harness.store import RunStore
+    from harness.verify import verify
+
+    result = verify(RunStore(args.store).find(args.run), items=args.items, seed=args.seed, task_ref=args.task,
+                    data_dir=args.data_dir, overrides=_options(args.option))
+    note = f" (options overridden: {result.overrides})" if result.overrides else ""
+    print(f"verify {result.run_id}{note}: {result.identical}/{result.checked} replies identical "
+          f"({result.agreement:.1f}%); MAE on these items: stored ${result.stored_mae:,.2f}, "
+          f"recomputed ${result.recomputed_mae:,.2f}")
+    for key, (before, now) in result.environment_diff.items():
+        print(f"  environment differs: {key} {before} -> {now}")
+    for m in result.mismatches:
+        print(f"  {m['id']}: stored {m['stored']!r}  recomputed {m['recomputed']!r}")
+    if result.identical < result.checked:
+        print(f"pricebench: verify: {result.checked - result.identical} of {result.checked} replies differ",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -233,12 +262,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", "-o", action="append", metavar="KEY=VALUE", help="backend option, repeatable")
     p.add_argument("--slice", help="evaluation slice, e.g. 0:250 or all (default: the task's)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="resume even if the environment that can change replies differs (the run is marked mixed)")
     p.set_defaults(func=cmd_run)
 
     p = add("show", help="metrics, CI and worst misses of a stored run")
     p.add_argument("run", help="run id or unique prefix")
     p.add_argument("--worst", type=_count(0, 10_000), default=10, help="how many worst misses to list (default 10)")
     p.set_defaults(func=cmd_show)
+
+    p = add("verify", help="recompute N random items of a stored run from scratch: do the replies match?")
+    p.add_argument("run", help="run id or unique prefix")
+    p.add_argument("--items", type=_count(1, 100_000), default=32, help="how many items (default 32)")
+    p.add_argument("--seed", type=_count(0, 2**31), default=0, help="which items (default 0)")
+    p.add_argument("--task", help="the task YAML the run used, when it is not a registered task")
+    p.add_argument("--option", "-o", action="append", metavar="KEY=VALUE",
+                   help="override a stored option (e.g. batch_size=16): verify under another environment")
+    p.set_defaults(func=cmd_verify)
 
     p = add("compare", help="paired bootstrap: is run A better than run B?")
     p.add_argument("run_a")

@@ -152,11 +152,15 @@ def published_result(task_name: str, model: str, row: dict) -> RunResult:
 
 
 def run(task, model: str, *, quant: str = "none", prompt: str | None = None, options: dict | None = None,
-        eval_slice: str | None = None, data_dir=None, store=None, progress: bool | None = None) -> RunResult:
+        eval_slice: str | None = None, data_dir=None, store=None, progress: bool | None = None,
+        allow_mixed: bool = False) -> RunResult:
     """Run `model` (e.g. 'reference:human', 'hf:<checkpoint>') on `task`; reuse the stored run if any.
 
     A finished run is returned from the store untouched; a partial or damaged one continues
     where it stopped (keeping every usable line); items whose request failed are asked again.
+    Resuming under an environment that can change replies (another batch size for a quantized
+    model, another device or library version) is refused unless `allow_mixed`, which marks the
+    run mixed.
     """
     task = task if isinstance(task, Task) else load_task(task, data_dir=data_dir, eval_slice=eval_slice)
     spec = ModelSpec(name=model, quant=quant, prompt=prompt, options=dict(options or {}))
@@ -166,7 +170,7 @@ def run(task, model: str, *, quant: str = "none", prompt: str | None = None, opt
         row = published(task) if published else None
         if row is not None:
             return published_result(task.name, predictor.spec.name, row)
-        return _run(task, predictor, RunStore(store), progress)
+        return _run(task, predictor, RunStore(store), progress, allow_mixed)
     finally:
         predictor.close()
 
@@ -193,7 +197,7 @@ def _todo(done: dict, requests) -> list:
     return [r for r in requests if r.item.id not in done or done[r.item.id].get("failure")]
 
 
-def _run(task: Task, predictor, store: RunStore, progress) -> RunResult:
+def _run(task: Task, predictor, store: RunStore, progress, allow_mixed: bool = False) -> RunResult:
     spec = predictor.spec
     items = task.eval_items()
     requests = build_requests(task, items, predictor.prompt_style)
@@ -223,18 +227,41 @@ def _run(task: Task, predictor, store: RunStore, progress) -> RunResult:
             notes.append(f"repaired: {stale} stored line(s) did not match today's items or prompts")
         if notes:
             notes.append(f"kept {len(done)} good item(s); recomputing {len(todo)}")
-        folder.cut_torn_tail()
-        folder.remove_metrics()                # unfinished again until this session ends well
         if todo and not prepared:
             predictor.prepare(task)
         manifest = _manifest(seen, rid, task, spec, predictor, identity, items)
-        manifest.update(status="running", updated=_now())
-        folder.write_manifest(manifest)
         session = {"started": _now(), "items": len(todo), "resumed_from": len(done)}
+        if todo:
+            session["environment"] = predictor.environment()
+            session["reply_environment"] = predictor.reply_environment()
+            _check_environment(manifest, session, rid, len(done), allow_mixed)
         if notes:
             session["repairs"] = notes
+        folder.cut_torn_tail()
+        folder.remove_metrics()                # unfinished again until this session ends well
+        manifest.update(status="running", updated=_now())
+        folder.write_manifest(manifest)
         computed = _predict(folder, predictor, todo, done, session, manifest, prepare_s, progress, task)
         return _finish(folder, items, done, manifest, session, predictor, computed, notes)
+
+
+def _check_environment(manifest: dict, session: dict, rid: str, kept: int, allow_mixed: bool) -> None:
+    """Refuse (or, if allowed, record) a resume whose reply-changing environment differs from the
+    one that produced the stored items."""
+    earlier = [s.get("reply_environment") for s in manifest.get("sessions", []) if s.get("items")]
+    before, now = (earlier[-1] if earlier else None), session["reply_environment"]
+    if not kept or before is None:
+        return
+    differs = {k: [before.get(k), now.get(k)] for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)}
+    if not differs:
+        return
+    what = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in differs.items())
+    if not allow_mixed:
+        raise InputError(f"run {rid} has {kept} items from another environment ({what}): resuming would mix two "
+                         f"environments' replies under one id. Resume with the same settings, or pass --allow-mixed "
+                         f"(the run is then marked mixed)", field="environment")
+    session["mixed"] = differs
+    manifest.setdefault("mixed", []).append({"session": len(manifest.get("sessions", [])), "differs": differs})
 
 
 def _manifest(seen: Inspection, rid, task, spec, predictor, identity, items) -> dict:

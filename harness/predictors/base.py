@@ -149,5 +149,16 @@ class Predictor:
         """Manifest extras: load time, device, peak memory, ..."""
         return {}
 
+    def environment(self) -> dict:
+        """Where this session's replies come from, beyond the run id (recorded per session, after
+        `prepare`): device, kernel, batch size, threads, library versions."""
+        return {"batch_size": self.batch_size}
+
+    def reply_environment(self) -> dict:
+        """The part of `environment()` that can change replies: a run resumed under a different one
+        would mix two environments' answers under one id, so the runner refuses it (unless told
+        to, and then marks the run mixed). Recorded runs, fitted baselines, APIs: nothing local."""
+        return {}
+
     def close(self) -> None:
         """Free models, sessions, servers."""

@@ -21,6 +21,7 @@ harness/predictors/hf/onednn_linear.py), progress.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import time
 import warnings
@@ -150,6 +151,8 @@ class HFPredictor(Predictor):
         weights = weights_fingerprint(self.gguf or self.source) if local else f"{self.source}@{self.revision or 'main'}"
         ident = {"weights": weights, "dtype": str(self._dtype()).replace("torch.", ""),
                  "max_new_tokens": self.max_new_tokens, "decoding": self.decoding}
+        if not self.assumes_batch_invariance:
+            ident["batch_size"] = self.batch_size   # replies depend on it: one id per batch size
         if self.decoding == "topk-weighted":
             ident["top_k"] = self.top_k
         if self.spec.quant == "4bit":
@@ -157,6 +160,14 @@ class HFPredictor(Predictor):
         if self.adapter:
             ident["adapter"] = weights_fingerprint(Path(self.adapter).expanduser())
         return ident
+
+    @property
+    def assumes_batch_invariance(self) -> bool:
+        """Dense fp32 on the CPU gives the same replies at any batch size (left padding), and the
+        load checks it; bitsandbytes, half precision and GPU kernels are not assumed to."""
+        import torch
+
+        return self.spec.quant == "none" and self._dtype() is torch.float32 and self.device == "cpu"
 
     def label(self) -> str:
         quant = "" if self.spec.quant == "none" else f" {self.spec.quant}"
@@ -208,6 +219,50 @@ class HFPredictor(Predictor):
                       "model_memory_mib": round(model.get_memory_footprint() / 2**20, 1),
                       "linear_kernel": f"onednn ({routed} layers)" if routed else "aten",
                       "generate_s": 0.0, "items": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        self._info["batch_invariance"] = self._check_batch_invariance(task)
+
+    def _check_batch_invariance(self, task, probes: int = 3) -> str:
+        """Where invariance is assumed, check it: probe prompts of different lengths alone and as one
+        padded batch must give identical replies; if not, batch one prompt at a time (invariant)."""
+        if not self.assumes_batch_invariance:
+            return f"not assumed ({self.spec.quant}, {self._dtype()}, {self.device}): batch_size is in the run id"
+        if self.batch_size == 1:
+            return "batch_size 1"
+        from harness.prompts import build_requests
+
+        requests = build_requests(task, task.eval_items()[:16], self.prompt_style)
+        texts = sorted((self.render(r) for r in requests), key=len)
+        picks = list(dict.fromkeys([texts[0], texts[len(texts) // 2], texts[-1]]))[:probes]
+        style = requests[0].style
+        alone = [self._generate([text], style)[0].raw for text in picks]
+        together = [reply.raw for reply in self._generate(picks, style)]
+        self._info.update(generate_s=0.0, items=0, prompt_tokens=0, completion_tokens=0)   # probes are not the run
+        if alone == together:
+            return f"checked at load ({len(picks)} prompts alone vs one padded batch: identical)"
+        self.batch_size = 1
+        warnings.warn("replies changed with the batch on this machine: generating one prompt at a time")
+        return "check failed at load: batching off (batch_size 1)"
+
+    def environment(self) -> dict:
+        import torch
+
+        env = {"device": self.device, "dtype": str(self._dtype()).replace("torch.", ""), "quant": self.spec.quant,
+               "batch_size": self.batch_size, "threads": torch.get_num_threads(),
+               "linear_kernel": self._info.get("linear_kernel", self.linear_kernel),
+               "batch_invariance": self._info.get("batch_invariance")}
+        for module in ("torch", "transformers", "bitsandbytes", "peft"):
+            try:
+                env[f"{module}_version"] = importlib.metadata.version(module)
+            except importlib.metadata.PackageNotFoundError:
+                pass
+        return env
+
+    def reply_environment(self) -> dict:
+        env = self.environment()
+        keys = ["device", "torch_version", "transformers_version", "bitsandbytes_version", "peft_version"]
+        if not self.assumes_batch_invariance:
+            keys += ["batch_size", "threads", "linear_kernel"]
+        return {k: env[k] for k in keys if k in env}
 
     # --- prompts ---------------------------------------------------------------------
     def render(self, request: Request) -> str:
