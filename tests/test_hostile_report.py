@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import csv
+import fcntl
 import html
 import json
 import os
@@ -210,6 +211,39 @@ def test_out_inside_a_read_only_folder(store, tmp_path, capsys):
         parent.chmod(0o755)
 
 
+def test_out_where_the_folder_refuses_writes(store, tmp_path, capsys, monkeypatch):
+    """The read-only case for any user (root writes anyway): the folder refuses to make the staging folder."""
+    parent = tmp_path / "ro"
+    parent.mkdir()
+
+    def refused(*args, dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied", str(Path(dir) / ".out.tmp"))
+
+    monkeypatch.setattr(build.tempfile, "mkdtemp", refused)
+    code, _, err = report(capsys, store, parent / "out")
+    line = assert_one_line_error(code, err, str(parent), "--out", "Permission denied", exit_code=2)
+    assert ".tmp" not in line
+    assert list(parent.iterdir()) == []
+
+
+def test_out_below_a_file_is_refused(store, tmp_path, capsys):
+    (tmp_path / "plain.txt").write_text("x\n", encoding="utf-8")
+    code, _, err = report(capsys, store, tmp_path / "plain.txt" / "out")
+    assert_one_line_error(code, err, str(tmp_path / "plain.txt"), "--out", exit_code=2)
+    assert (tmp_path / "plain.txt").read_text(encoding="utf-8") == "x\n"
+
+
+def test_a_suite_refuses_a_foreign_out_before_running_anything(data_dir, tmp_path, capsys):
+    board = tmp_path / "one.yaml"
+    board.write_text("name: one\ntasks: [amazon8]\nreferences:\n  amazon8: [human]\n", encoding="utf-8")
+    out = _foreign(tmp_path / "out")
+    before = snapshot(out)
+    store = tmp_path / "fresh-store"
+    code, _, err = cli(capsys, "--data-dir", data_dir, "--store", store, "suite", board, "--out", out)
+    assert_one_line_error(code, err, str(out), "--out", "not empty", exit_code=2)
+    assert snapshot(out) == before and not store.exists()
+
+
 def test_report_root_is_refused(store, capsys):
     code, _, err = report(capsys, store, "/")
     assert_one_line_error(code, err, "--out", exit_code=2)
@@ -260,6 +294,27 @@ def test_a_full_disk_mid_build_leaves_the_previous_report_and_no_leftovers(store
     assert_one_line_error(code, err, str(out), "disk is full", exit_code=1)
     assert snapshot(out) == before
     assert hidden(tmp_path) == []
+
+
+def test_a_build_killed_outright_is_swept_by_the_next_one(store, tmp_path, capsys):
+    out = tmp_path / "out"
+    dead = tmp_path / ".out.pricebench-k1ll3d.tmp"       # as a SIGKILLed build leaves it: unlocked
+    live = tmp_path / ".out.pricebench-l1v3.tmp"         # another build still at work: locked
+    for folder in (dead, live):
+        (folder / "runs").mkdir(parents=True)
+        (folder / "index.html").write_text("half\n", encoding="utf-8")
+        os.utime(folder, (time.time() - 60, time.time() - 60))
+    foreign = tmp_path / ".out.notes"                    # not our name: never touched
+    foreign.mkdir()
+    fd = os.open(live, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        code, _, err = report(capsys, store, out)
+    finally:
+        os.close(fd)
+    assert code == 0, err
+    assert_complete(out, runs=2)
+    assert hidden(tmp_path) == [".out.notes", live.name]
 
 
 def test_report_files_get_ordinary_permissions_whatever_the_umask(store, tmp_path, capsys):
@@ -559,6 +614,13 @@ def test_bidi_overrides_in_titles_replies_and_labels_stay_isolated(hostile_store
     assert all(isolated[n] >= 8 + 1 for n in run_pages)   # every reply, the title (table and worst misses)
     one = (out / "runs" / run_pages[0]).read_text(encoding="utf-8")
     assert f'<td dir="auto">Cable {RLO}3pm.exe USB</td>' in one
+
+
+def test_svg_tooltips_drop_bidi_controls():
+    from harness.report.svg import scatter
+
+    svg = str(scatter([10.0, 20.0], [12.0, 18.0], ["green", "red"], [f"item-{RLO}1", "<b>item-2</b>"]))
+    assert RLO not in svg and "item-1" in svg and "&lt;b&gt;item-2&lt;/b&gt;" in svg
 
 
 def test_html_and_csv_show_the_same_fields_of_a_recorded_run(store, tmp_path, capsys):

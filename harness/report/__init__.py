@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.report.build import BoardInfo, build_report
+from harness.report.build import BoardInfo, build_report, check_out_dir
 from harness.report.collect import entries_from_leaderboard, entries_from_store
 from harness.report.names import checked_name
 
@@ -32,4 +32,9 @@ def report_for_store(*, store=None, out_dir=None, name: str = "store") -> Path:
     return build_report(info, entries, out_dir or DEFAULT_REPORTS_DIR / name, missing)
 
 
-__all__ = ["BoardInfo", "build_report", "report_for_leaderboard", "report_for_store"]
+def report_dir(board, out_dir=None) -> Path:
+    """Where a leaderboard's report goes: --out, or reports/<board name>."""
+    return Path(out_dir) if out_dir else DEFAULT_REPORTS_DIR / checked_name(board.name, "leaderboard name", "name")
+
+
+__all__ = ["BoardInfo", "build_report", "check_out_dir", "report_dir", "report_for_leaderboard", "report_for_store"]

@@ -14,7 +14,9 @@ The output folder (`--out`) is pricebench's own:
   only when it carries the marker). A failed build removes its temporary folder and leaves the
   previous report untouched;
 - two builds into one folder both finish: the swaps are serialised by a lock on the parent
-  folder (flock on the folder itself, so no lock file is left behind).
+  folder (flock on the folder itself, so no lock file is left behind). Each build holds a lock
+  on its temporary folder, so one killed outright (SIGKILL) leaves an unlocked folder that the
+  next build removes.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 import uuid
 from collections import defaultdict
 from contextlib import contextmanager
@@ -145,10 +148,9 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
               "task_notes": notes, "unplaced": missing_by_task.get(None, [])}
 
     out = Path(os.path.abspath(out_dir))
-    if out.parent == out:
-        raise InputError("is a file system root: choose a folder for the report", path=out, field="--out")
-    _out_state(out)                        # refuse a foreign folder before any work
+    check_out_dir(out)                     # refuse a foreign folder before any work
     staging = _staging(out)
+    alive = _claim(staging)                # a build killed outright leaves an unlocked folder: swept later
     try:
         try:
             shutil.copytree(HERE / "assets", staging / "assets")
@@ -171,14 +173,25 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
         except OSError as e:               # name the report, not the temporary folder about to go
             raise OSError(e.errno, e.strerror, str(out)) from e
         with _folder_lock(out.parent):
+            _sweep_abandoned(out, staging)
             _swap_in(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        os.close(alive)
     return Path(out_dir) / "index.html"
 
 
 # --- the output folder ----------------------------------------------------------------------------
+def check_out_dir(out_dir) -> None:
+    """Refuse now an --out a report could not replace (a suite checks before running for hours)."""
+    out = Path(os.path.abspath(out_dir))
+    if out.parent == out:
+        raise InputError("is a file system root: choose a folder for the report", path=out, field="--out")
+    _out_state(out)
+
+
 def _is_ours(folder: Path) -> bool:
     """Did pricebench write this folder? Its marker says so (or, for an older report, its contents do)."""
     marker = folder / MARKER
@@ -255,18 +268,60 @@ def _staging(out: Path) -> Path:
     while not os.path.lexists(parent):
         missing.append(parent)
         parent = parent.parent
+    where = out.parent
     try:
-        for folder in reversed(missing):
+        for where in reversed(missing):
             try:
-                os.mkdir(folder)
+                os.mkdir(where)
             except FileExistsError:
                 continue
-            os.chmod(folder, DIR_MODE)
+            os.chmod(where, DIR_MODE)
+        where = out.parent
         return Path(tempfile.mkdtemp(prefix=f".{out.name[:48]}.pricebench-", suffix=".tmp", dir=out.parent))
     except OSError as e:
-        where = e.filename or out.parent
-        raise InputError(f"cannot write the report here ({os.strerror(e.errno)}): choose a writable --out",
-                         path=where, field="--out") from None
+        reason = os.strerror(e.errno) if e.errno else str(e)
+        raise InputError(f"cannot write the report here ({reason}): choose a writable --out", path=where,
+                         field="--out") from None
+
+
+def _claim(folder: Path) -> int:
+    """Hold a lock on our own staging folder for as long as this build lives (the descriptor is returned)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        pass
+    return fd
+
+
+def _sweep_abandoned(out: Path, current: Path, min_age_s: float = 5.0) -> None:
+    """Remove temporary siblings of `out` left by a build that was killed outright (SIGKILL, power cut).
+
+    Only our own names (`.<out>.pricebench-...`), only folders no live build holds locked, and
+    only ones untouched for a few seconds (a new staging folder is locked right after it is made).
+    """
+    prefix = f".{out.name[:48]}.pricebench-"
+    try:
+        candidates = [e for e in os.scandir(out.parent) if e.name.startswith(prefix)
+                      and e.path != str(current) and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    now = time.time()
+    for entry in candidates:
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime < min_age_s:
+                continue
+            fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue                   # a live build's folder
+        else:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 @contextmanager
