@@ -432,11 +432,18 @@ def _odd_manifest_types(folder: Path):
     (folder / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
 
 
+def _killed_half_way(folder: Path):
+    lines = (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    (folder / "predictions.jsonl").write_text("".join(lines[:100]) + lines[100][:30], encoding="utf-8")
+    (folder / "metrics.json").unlink()
+
+
 DAMAGE = {   # case -> (damage, state shown, text the row's detail names, still ranked)
     "garbage line": (_garbage_line, "DAMAGED", "predictions.jsonl:251", False),
     "invalid manifest.json": (_invalid_manifest, "DAMAGED", "manifest.json: unreadable", False),
     "metrics.json with NaN": (_metrics("NaN"), "DAMAGED", "metrics.json", False),
     "metrics.json with Infinity": (_metrics("Infinity"), "DAMAGED", "metrics.json", False),
+    "killed half-way (partial, torn last line)": (_killed_half_way, "PARTIAL", "unfinished: 100 of 250 items", False),
     "empty folder": (_empty, "EMPTY", "holds no run", False),
     "only garbage": (_only_garbage, "DAMAGED", "manifest.json", False),
     "task name escaping the report": (_escaping_task, "DAMAGED", "field 'task'", False),

@@ -149,9 +149,9 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
 
     out = Path(os.path.abspath(out_dir))
     check_out_dir(out)                     # refuse a foreign folder before any work
-    staging = _staging(out)
-    alive = _claim(staging)                # a build killed outright leaves an unlocked folder: swept later
+    staging, alive = _staging(out), None
     try:
+        alive = _claim(staging)            # a build killed outright leaves an unlocked folder: swept later
         try:
             shutil.copytree(HERE / "assets", staging / "assets")
             (staging / "runs").mkdir()
@@ -179,7 +179,8 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
-        os.close(alive)
+        if alive is not None:
+            os.close(alive)
     return Path(out_dir) / "index.html"
 
 
