@@ -169,6 +169,10 @@ def cmd_suite(args) -> int:
         summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         print(f"{len(jobs)} jobs: {summary} (dry run: nothing was run)")
         return 0
+    if not args.no_report:      # an --out the report could not replace is refused before any job runs
+        from harness.report import check_out_dir, report_dir
+
+        check_out_dir(report_dir(board, args.out))
     executor = make_executor(args.executor, args.address)
     result = run_suite(board, executor=executor, data_dir=args.data_dir, store=args.store, only=args.only)
     print(f"{len(result.outcomes)} jobs done, {len(result.failures)} failed, {result.computed} items predicted")

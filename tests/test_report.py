@@ -118,12 +118,15 @@ def test_report_of_a_whole_store_from_the_cli(data_dir, tmp_path, capsys):
 
 
 def test_a_failed_build_leaves_the_previous_report_untouched(data_dir, tmp_path, monkeypatch):
+    from tests._hostile import snapshot
+
     out = tmp_path / "r"
-    out.mkdir()
-    (out / "index.html").write_text("previous", encoding="utf-8")
     board = load_leaderboard(write_leaderboard(tmp_path / "b.yaml", "name: one\ntasks: [amazon8]\n"
                                                "references:\n  amazon8: [human]\n"))
     run_suite(board, data_dir=data_dir, store=tmp_path / "runs", echo=lambda _: None)
+    report_for_leaderboard(board, out_dir=out, data_dir=data_dir, store=tmp_path / "runs")
+    before = snapshot(out)
+    assert "index.html" in before and ".pricebench-report" in before
     import harness.report.build as build
 
     def broken(*args, **kwargs):
@@ -132,5 +135,5 @@ def test_a_failed_build_leaves_the_previous_report_untouched(data_dir, tmp_path,
     monkeypatch.setattr(build, "_run_page", broken)
     with pytest.raises(RuntimeError):
         report_for_leaderboard(board, out_dir=out, data_dir=data_dir, store=tmp_path / "runs")
-    assert (out / "index.html").read_text(encoding="utf-8") == "previous"
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".r.")] == []
+    assert snapshot(out) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

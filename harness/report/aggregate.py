@@ -29,27 +29,34 @@ class Row:
         return self.versus_above is not None and self.versus_above["better"] is None
 
 
+FRAME_COLUMNS = ["task", "label", "model", "kind", "provenance", "quant", "prompt", "run_id", "n", "mae",
+                 "mae_ci_low", "mae_ci_high", "rmsle", "hit_rate", "parse_rate", "cost_usd", "items_per_s"]
+SHOWN_COLUMNS = FRAME_COLUMNS[FRAME_COLUMNS.index("n"):]
+
+
 def leaderboard_frame(entries: list[Entry]) -> pd.DataFrame:
-    """One line per entry with the numbers the leaderboard shows (handy for notebooks too)."""
+    """One line per entry with the numbers the leaderboard shows (handy for notebooks too).
+
+    The figures are the entry's displayed fields (`Entry.shown`), the very ones the HTML shows.
+    """
     records = []
-    columns = ["task", "label", "model", "kind", "provenance", "quant", "prompt", "run_id", "n", "mae", "mae_ci_low",
-               "mae_ci_high", "rmsle", "hit_rate", "parse_rate", "cost_usd", "items_per_s"]
     for e in entries:
-        m, timings = e.metrics, (e.manifest.get("timings") or {})
-        records.append({
-            "task": e.task, "label": e.label, "model": e.model, "kind": e.kind, "provenance": e.provenance,
-            "quant": e.quant, "prompt": e.prompt, "run_id": e.run_id, "n": m.get("n"),
-            "mae": m.get("mae"), "mae_ci_low": m.get("mae_ci_low"), "mae_ci_high": m.get("mae_ci_high"),
-            "rmsle": m.get("rmsle"), "hit_rate": m.get("hit_rate"),
-            "parse_rate": None if "parse_failure_rate" not in m else 100.0 - m["parse_failure_rate"],
-            "cost_usd": e.manifest.get("cost_usd") if e.provenance != "published" else None,
-            "items_per_s": timings.get("items_per_s")})
-    return pd.DataFrame.from_records(records, columns=columns)
+        shown = e.shown
+        records.append({"task": e.task, "label": e.label, "model": e.model, "kind": e.kind,
+                        "provenance": e.provenance, "quant": e.quant, "prompt": e.prompt, "run_id": e.run_id,
+                        **{name: shown[name] for name in SHOWN_COLUMNS}})
+    frame = pd.DataFrame.from_records(records, columns=FRAME_COLUMNS)
+    for name in SHOWN_COLUMNS:      # numbers stay numbers (an empty cell is NaN, not the text "None")
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("Int64" if name == "n" else float)
+    return frame
 
 
 def rank(entries: list[Entry]) -> list[Row]:
-    """Entries of one task, best MAE first, each compared with the nearest comparable row above."""
-    ordered = sorted(entries, key=lambda e: (e.metrics["mae"], e.label))
+    """Entries of one task, best MAE first, each compared with the nearest comparable row above.
+
+    A row without a finite MAE is never ranked (collect shows it as damaged instead).
+    """
+    ordered = sorted((e for e in entries if e.rankable), key=lambda e: (e.shown["mae"], e.label))
     rows = [Row(rank=i + 1, entry=e) for i, e in enumerate(ordered)]
     # Pair each measurable row with the nearest measurable row above it.
     pairs: list[tuple[Row, Row]] = []

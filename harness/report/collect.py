@@ -1,22 +1,50 @@
-"""Gather what a report shows: finished runs from the store, published rows, jobs not run yet.
+"""Gather what a report shows: finished runs from the store, published rows, and what is not ranked.
 
-Reads the store directly (manifest.json, metrics.json, predictions.jsonl) and keeps only the
-per-item columns the pages need, so a report over many large runs builds in seconds.
+Runs are read only through the store's own reader (`RunFolder.inspect`), which never modifies
+a folder and never raises on damage. A complete run becomes an `Entry` (ranked); a failed
+(every request failed), partial, damaged or empty folder becomes a `Missing` row that says
+so, naming the file and line: one bad folder never stops a report. Published figures come
+from `runner.published_result`, the one constructor of a published row.
+
+`displayed_fields(entry)` derives, once, every figure a row shows: the HTML pages and
+leaderboard.csv both read it, so they cannot disagree.
 """
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from harness.store import RunStore, read_json
+from harness.report.names import name_problem
+from harness.runner import RunResult, published_result
+from harness.store import Inspection, RunStore
 
 ITEM_COLUMNS = ("id", "title", "raw", "guess", "truth", "error", "colour", "parsed")
 TEXT_COLUMNS = ("id", "title", "raw", "colour")
 REFERENCE_KINDS = ("human", "frontier")     # reference rows the leaderboard highlights
+UNRANKED_STATES = ("failed", "damaged", "partial", "empty")    # store states shown, never ranked
+
+
+def _text(value, default: str = "") -> str:
+    """A manifest value shown as text (a damaged manifest may hold a list where a name belongs)."""
+    if value is None or value == "":
+        return default
+    return value if isinstance(value, str) else str(value)
+
+
+def _number(value) -> float | None:
+    """A finite number, or None (a missing, textual, boolean or non-finite value is not shown as one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _mapping(value) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 @dataclass
@@ -51,82 +79,159 @@ class Entry:
     def page(self) -> str | None:
         return f"runs/{self.run_id}.html" if self.has_items and self.run_id else None
 
+    @cached_property
+    def shown(self) -> dict:
+        """The displayed fields (see `displayed_fields`), computed once per entry."""
+        return displayed_fields(self)
+
+    @property
+    def rankable(self) -> bool:
+        """Only a row with a finite MAE, RMSLE and hit rate is ranked."""
+        s = self.shown
+        return s["mae"] is not None and s["rmsle"] is not None and s["hit_rate"] is not None
+
     @property
     def ci(self) -> tuple[float, float] | None:
-        m = self.metrics
-        return (m["mae_ci_low"], m["mae_ci_high"]) if m.get("mae_ci_low") is not None else None
+        s = self.shown
+        return (s["mae_ci_low"], s["mae_ci_high"]) if s["mae_ci_low"] is not None else None
 
     @property
     def parse_rate(self) -> float | None:
-        rate = self.metrics.get("parse_failure_rate")
-        return None if rate is None else 100.0 - rate
+        return self.shown["parse_rate"]
 
     @property
     def cost_usd(self) -> float | None:
-        return self.manifest.get("cost_usd") if self.provenance == "measured" else None
+        return self.shown["cost_usd"]
 
     @property
     def items_per_s(self) -> float | None:
-        if self.provenance != "measured":      # replaying a recorded run says nothing about speed
-            return None
-        return (self.manifest.get("timings") or {}).get("items_per_s")
+        return self.shown["items_per_s"]
 
     @property
     def errors(self) -> np.ndarray:
         return self.items["error"].to_numpy(float)
 
 
+def displayed_fields(e: Entry) -> dict:
+    """Every figure a row shows, derived once for the HTML and leaderboard.csv alike.
+
+    A number is shown only when it is finite (None: shown as "—", an empty CSV cell). Cost and
+    items/s belong to measured runs only: replaying a recorded run says nothing about speed or
+    price, and a published figure has neither.
+    """
+    m, man = e.metrics, e.manifest
+    shown = {name: _number(m.get(name)) for name in ("n", "mae", "mae_ci_low", "mae_ci_high", "rmsle", "hit_rate",
+                                                     "green", "orange", "red", "parse_failures", "failed")}
+    if shown["mae_ci_low"] is None or shown["mae_ci_high"] is None:
+        shown["mae_ci_low"] = shown["mae_ci_high"] = None
+    for name in ("n", "green", "orange", "red", "parse_failures", "failed"):
+        if shown[name] is not None:
+            shown[name] = int(shown[name])
+    failure_rate = _number(m.get("parse_failure_rate"))
+    shown["parse_rate"] = None if failure_rate is None else 100.0 - failure_rate
+    measured = e.provenance == "measured"
+    shown["cost_usd"] = _number(man.get("cost_usd")) if measured else None
+    shown["items_per_s"] = _number(_mapping(man.get("timings")).get("items_per_s")) if measured else None
+    return shown
+
+
 @dataclass
 class Missing:
-    """A job of the leaderboard with no finished run yet (not run, partial, or failing)."""
+    """A row that is not ranked: a job not run yet, or a run that failed, is partial or damaged."""
 
-    task: str
+    task: str | None                # None: a run folder whose task cannot be read
     description: str
-    state: str
+    state: str                      # failed | damaged | partial | empty | to-run | unavailable | ...
     detail: str = ""
+    run_id: str | None = None
 
 
-def read_items_table(path: Path) -> pd.DataFrame:
-    """predictions.jsonl -> the per-item columns a report shows (a torn last line is ignored).
+def items_table(records) -> pd.DataFrame:
+    """Usable predictions records (already checked by the store's reader) -> the columns a report shows.
 
-    One json.loads over the whole file, and plain object columns for text: both matter when
-    a report reads a hundred thousand items.
+    Plain object columns for text: pandas 3 would convert to (slower) arrow strings, which
+    matters when a report reads a hundred thousand items.
     """
-    with open(path, encoding="utf-8") as f:
-        lines = [line for line in f if line.endswith("\n") and line.strip()]
-    records = json.loads("[" + ",".join(lines) + "]")
+    records = list(records)
     columns = {}
     for name in ITEM_COLUMNS:
         values = [r.get(name) for r in records]
-        if name in TEXT_COLUMNS:     # object dtype: pandas 3 would convert to (slower) arrow strings
+        if name in TEXT_COLUMNS:
             columns[name] = pd.Series(values, dtype=object)
         else:
             columns[name] = np.array(values, dtype=bool if name == "parsed" else float)
-    df = pd.DataFrame(columns, copy=False)
-    if df["id"].duplicated().any():
-        df = df.drop_duplicates("id", keep="last").reset_index(drop=True)
-    return df
+    return pd.DataFrame(columns, copy=False)
 
 
-def load_entry(folder: Path) -> Entry:
-    """A finished run folder as a leaderboard entry."""
-    folder = Path(folder)
-    manifest = read_json(folder / "manifest.json")
-    info = manifest.get("info") or {}
-    return Entry(task=manifest.get("task", "?"), label=manifest.get("label") or manifest.get("model", folder.name),
-                 model=manifest.get("model", "?"), kind=manifest.get("kind") or info.get("kind") or "model",
-                 provenance="recorded" if info.get("provenance") == "recorded" else "measured",
-                 metrics=read_json(folder / "metrics.json"), manifest=manifest, run_id=folder.name,
-                 quant=manifest.get("quant", "none"), prompt=manifest.get("prompt_style"),
-                 items=read_items_table(folder / "predictions.jsonl"))
+def _failed_all(manifest: dict, metrics: dict) -> bool:
+    """Every request failed: the runner's own definition (RunResult.failed_all)."""
+    return RunResult(run_id=None, path=None, manifest=manifest, metrics=metrics, df=None).failed_all
 
 
-def published_entry(task: str, model: str, row: dict) -> Entry:
-    metrics = {"n": int(row.get("n", 250)), "mae": float(row["mae"]), "rmsle": float(row["rmsle"]),
-               "hit_rate": float(row["hit_rate"])}
-    return Entry(task=task, label=row.get("label") or model, model=model, kind=row.get("kind", "reference"),
-                 provenance="published", metrics=metrics,
-                 manifest={"task": task, "model": model, "source": row.get("source"), "provenance": "published"})
+def _first_failure(records: dict) -> str:
+    for record in records.values():
+        if record.get("failure"):
+            return " ".join(str(record["failure"]).split())[:160]
+    return "?"
+
+
+def _describe(seen: Inspection) -> str:
+    man = _mapping(seen.manifest)
+    label = _text(man.get("label")) or _text(man.get("model"))
+    return f"{label} (run {seen.run_id})" if label else f"run {seen.run_id}"
+
+
+def from_inspection(seen: Inspection, task: str | None = None) -> Entry | Missing:
+    """A run folder as a ranked entry (complete) or a marked, unranked row (anything else)."""
+    man = _mapping(seen.manifest)
+    if task is None and seen.manifest is not None:
+        problem = name_problem(man.get("task"))
+        if problem:         # a hand-edited manifest: shown, never joined to a path
+            return Missing(None, _describe(seen), "damaged", f"{seen.folder / 'manifest.json'}: field 'task' "
+                           f"{problem}, not a task name", seen.run_id)
+        task = man["task"]
+    if seen.state != "complete":
+        detail = {"partial": f"unfinished: {len(seen.records)} of {_text(man.get('n_items'), '?')} items "
+                             f"(a re-run of the same command completes it)",
+                  "empty": f"{seen.folder}: holds no run (no manifest.json, no predictions)"}.get(seen.state, "")
+        if seen.problems:
+            more = f" (+{len(seen.problems) - 1} more)" if len(seen.problems) > 1 else ""
+            detail = f"{seen.problems[0]}{more}"
+        return Missing(task, _describe(seen), seen.state, detail, seen.run_id)
+    metrics = seen.metrics
+    if _failed_all(man, metrics):
+        return Missing(task, _describe(seen), "failed", f"all {metrics['n']} requests failed (first: "
+                       f"{_first_failure(seen.records)}); a re-run asks again", seen.run_id)
+    info = _mapping(man.get("info"))
+    entry = Entry(task=task or "?", label=_text(man.get("label")) or _text(man.get("model"), seen.run_id),
+                  model=_text(man.get("model"), "?"), kind=_text(man.get("kind")) or _text(info.get("kind"), "model"),
+                  provenance="recorded" if info.get("provenance") == "recorded" else "measured",
+                  metrics=metrics, manifest=man, run_id=seen.run_id, quant=_text(man.get("quant"), "none"),
+                  prompt=_text(man.get("prompt_style")) or None, items=items_table(seen.records.values()))
+    if not entry.rankable:
+        return Missing(task, _describe(seen), "damaged", f"{seen.folder}: metrics.json holds no finite MAE",
+                       seen.run_id)
+    return entry
+
+
+def entry_from_result(result: RunResult, task: str) -> Entry:
+    """A published figure (runner.published_result) as a leaderboard row: no per-item data."""
+    man, metrics = result.manifest, result.metrics
+    return Entry(task=task, label=_text(man.get("label")) or _text(man.get("model")), model=_text(man.get("model")),
+                 kind=_text(man.get("kind"), "reference"), provenance="published", metrics=metrics, manifest=man)
+
+
+def split_unrankable(entries: list[Entry]) -> tuple[list[Entry], list[Missing]]:
+    """Rows without a finite MAE (e.g. a published figure of NaN) are shown as damaged, never ranked."""
+    keep, marked = [], []
+    for e in entries:
+        if e.rankable:
+            keep.append(e)
+        else:
+            where = f"run {e.run_id}" if e.run_id else "published figure"
+            marked.append(Missing(e.task, f"{e.label} ({where})", "damaged", "MAE, RMSLE or hit rate is not a finite "
+                                  "number", e.run_id))
+    return keep, marked
 
 
 def entries_from_leaderboard(board, *, data_dir=None, store=None) -> tuple[list[Entry], list[Missing]]:
@@ -142,14 +247,25 @@ def entries_from_leaderboard(board, *, data_dir=None, store=None) -> tuple[list[
             if status.run_id in seen:
                 continue
             seen.add(status.run_id)
-            entries.append(load_entry(store_obj.path(status.run_id)))
+            row = from_inspection(store_obj.folder(status.run_id).inspect(), task)
+            if isinstance(row, Missing):        # changed since job_status looked (or failed all)
+                row.description = job.describe()
+                missing.append(row)
+            else:
+                entries.append(row)
         elif status.state == "published":
-            entries.append(published_entry(task, job.model, status.published_row))
+            entries.append(entry_from_result(published_result(task, job.model, status.published_row), task))
         else:
-            missing.append(Missing(task, job.describe(), status.state, status.detail))
-    return entries, missing
+            missing.append(Missing(task, job.describe(), status.state, status.detail, status.run_id))
+    entries, unrankable = split_unrankable(entries)
+    return entries, missing + unrankable
 
 
-def entries_from_store(store=None) -> list[Entry]:
-    """Every finished run in a store."""
-    return [load_entry(folder) for folder in RunStore(store).runs()]
+def entries_from_store(store=None) -> tuple[list[Entry], list[Missing]]:
+    """Every run folder of a store: complete runs ranked, every other folder marked (never ranked)."""
+    entries, missing = [], []
+    for folder in RunStore(store).folders():
+        row = from_inspection(folder.inspect())
+        (missing if isinstance(row, Missing) else entries).append(row)
+    entries, unrankable = split_unrankable(entries)
+    return entries, missing + unrankable

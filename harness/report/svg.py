@@ -1,17 +1,22 @@
 """Charts as inline SVG strings: no chart library, no CDN, readable from file://.
 
 Only numbers and fixed words go into the SVG; the one text from data (a point's tooltip)
-is escaped.
+is escaped, without bidirectional controls.
 """
 from __future__ import annotations
 
 import html
 import math
+import re
 
 import numpy as np
 from markupsafe import Markup, escape
 
 COLOURS = {"green": "#2e9d4f", "orange": "#e8930c", "red": "#d64545"}
+# Bidirectional controls cannot be isolated in an SVG tooltip: they are dropped there.
+BIDI_CHARS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+BIDI_CONTROLS = dict.fromkeys(map(ord, BIDI_CHARS))
+BIDI_PATTERN = re.compile(f"[{BIDI_CHARS}]")
 
 
 def nice_ceiling(value: float) -> float:
@@ -49,7 +54,12 @@ def scatter(truth, guess, colour, ids=None, *, size=460, pad=52) -> Markup:
                  f'transform="rotate(-90 14 {16 + plot / 2})">predicted price</text>')
     xs = pad + plot * np.clip(truth, 0.0, top) / top
     ys = 16 + plot - plot * np.clip(guess, 0.0, top) / top
-    ids = [html.escape(str(i)) for i in ids] if ids is not None else [""] * len(truth)
+    if ids is None:
+        ids = [""] * len(truth)
+    else:
+        ids = [html.escape(str(i)) for i in ids]
+        if BIDI_PATTERN.search("".join(ids)):       # rare: only then pay for a pass per id
+            ids = [i.translate(BIDI_CONTROLS) for i in ids]
     kinds = [c if c in COLOURS else "red" for c in colour]      # class names from a fixed set only
     parts += [f'<circle class="pt pt-{c}" cx="{x:.1f}" cy="{y:.1f}" r="3"><title>{i}: truth ${t:,.2f}, '
               f'guess ${g:,.2f}</title></circle>'
@@ -60,7 +70,7 @@ def scatter(truth, guess, colour, ids=None, *, size=460, pad=52) -> Markup:
 
 def mae_bars(variants, *, width=460, bar=26) -> Markup:
     """Horizontal MAE bars with their 95% CI whiskers, one per variant: [(name, metrics), ...]."""
-    top = nice_ceiling(max((m.get("mae_ci_high") or m["mae"]) for _, m in variants))
+    top = nice_ceiling(max((m.get("mae_ci_high") or m["mae"]) for _, m in variants))     # displayed fields
     left, plot = 110, width - 110 - 70
     height = 20 + bar * len(variants)
     parts = [f'<svg class="bars" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
