@@ -13,7 +13,6 @@ behind), write JSON atomically under unique temporary names, and write metrics l
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import os
@@ -23,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.cache import folder_lock
 from harness.errors import InputError
 
 MANIFEST, PREDICTIONS, METRICS = "manifest.json", "predictions.jsonl", "metrics.json"
@@ -220,18 +220,11 @@ class RunFolder:
     def lock(self, on_wait=None):
         """Exclusive lock on the folder (created if needed); `on_wait()` is called if another process holds it."""
         self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
+        with folder_lock(self.path, on_wait=on_wait):
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if on_wait:
-                    on_wait()
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            yield self
-        finally:
-            self.close_log()
-            os.close(fd)            # closing the descriptor releases the lock
+                yield self
+            finally:
+                self.close_log()
 
     def cut_torn_tail(self) -> None:
         """Drop a last line cut mid-write (a killed run), so appends start on a fresh line."""

@@ -28,6 +28,7 @@ import yaml
 
 import harness
 import harness.report.build as build
+import harness.report.outdir as outdir
 from harness.errors import InputError
 from harness.predictors import register_backend
 from harness.predictors.base import Predictor, Reply
@@ -219,7 +220,7 @@ def test_out_where_the_folder_refuses_writes(store, tmp_path, capsys, monkeypatc
     def refused(*args, dir=None, **kwargs):
         raise PermissionError(13, "Permission denied", str(Path(dir) / ".out.tmp"))
 
-    monkeypatch.setattr(build.tempfile, "mkdtemp", refused)
+    monkeypatch.setattr(outdir.tempfile, "mkdtemp", refused)
     code, _, err = report(capsys, store, parent / "out")
     line = assert_one_line_error(code, err, str(parent), "--out", "Permission denied", exit_code=2)
     assert ".tmp" not in line
@@ -270,7 +271,7 @@ def test_out_that_is_ours_or_empty_is_replaced(start, store, tmp_path, capsys):
 def test_swap_without_renameat2_still_leaves_one_report(store, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     assert report(capsys, store, out)[0] == 0
-    monkeypatch.setattr(build, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(outdir, "_exchange", lambda a, b: False)
     assert report(capsys, store, out)[0] == 0
     assert_complete(out, runs=2)
     assert hidden(tmp_path) == []
@@ -337,14 +338,14 @@ def test_report_files_get_ordinary_permissions_whatever_the_umask(store, tmp_pat
 def test_two_builds_into_one_out_both_finish_threads(store, tmp_path, monkeypatch):
     """Widen the window between 'what is at --out' and the rename: only the lock keeps them apart."""
     out = tmp_path / "out"
-    real_state = build._out_state
+    real_state = outdir._out_state
 
     def slow_state(path):
         state = real_state(path)
         time.sleep(0.3)
         return state
 
-    monkeypatch.setattr(build, "_out_state", slow_state)
+    monkeypatch.setattr(outdir, "_out_state", slow_state)
     barrier = threading.Barrier(2)
 
     def one_build():

@@ -41,7 +41,9 @@ PINNED = [
      {"max_model_len": 512, "engine_args": {"swap_space": 1}, "device": "cuda"}),
     ("6b8b3888650d33ca", "amazon8", "hf:smollm2-135m-instruct", "none", "base",
      {"batch_size": 4, "max_new_tokens": 6, "dtype": "float32", "device": "cpu"}),
-    ("4ad721c890b7c0b3", "amazon8", "hf:gemma-3-270m", "4bit", "base",
+    # Changed on purpose (was 4ad721c890b7c0b3): a bitsandbytes model's replies depend on the batch
+    # size, so it is part of the run id now (issue 15); the same spec at batch 8 is another run.
+    ("a39aec41e81d4fe5", "amazon8", "hf:gemma-3-270m", "4bit", "base",
      {"dtype": "float32", "compute_dtype": "float32", "batch_size": 16, "linear_kernel": "aten"}),
     ("c4fdb861579b633f", "amazon8", "hf:smollm2-135m-instruct", "none", "chat",
      {"dtype": "float32", "decoding": "topk-weighted", "top_k": 3}),

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.report.build import BoardInfo, build_report, check_out_dir
+from harness.report.build import BoardInfo, build_report
+from harness.report.outdir import check_out_dir
 from harness.report.collect import entries_from_leaderboard, entries_from_store
 from harness.report.names import checked_name
 

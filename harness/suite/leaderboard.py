@@ -11,7 +11,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import InputError
 from harness.predictors.base import QUANTS
 from harness.prompts import STYLES
 from harness.yamlspec import Spec, load_spec
