@@ -643,3 +643,31 @@ def test_html_and_csv_show_the_same_fields_of_a_recorded_run(store, tmp_path, ca
     row = next(tr for tr in index.split("<tr ") if "Human (course author)" in tr)
     cells = row.split('class="num">')
     assert cells[-1].startswith("—") and cells[-2].startswith("—") and "100.0%" in row
+
+
+def test_mixed_and_verified_runs_are_marked(store, tmp_path, capsys):
+    """A run resumed under another environment (--allow-mixed) and a verified run say so in HTML and CSV;
+    a hostile shape of those manifest fields still renders."""
+    from harness.store import RunStore, read_json, write_json_atomic
+
+    folders = RunStore(store).folders()
+    first, second = folders[0].path, folders[1].path
+    manifest = read_json(first / "manifest.json")
+    manifest["mixed"] = [{"session": 1, "differs": {"batch_size": [8, 16]}}]
+    manifest["verifications"] = [{"at": "2026-01-01T00:00:00+00:00", "checked": 8, "identical": 7,
+                                  "agreement_pct": 87.5, "stored_mae": 1.0, "recomputed_mae": 2.0}]
+    write_json_atomic(first / "manifest.json", manifest)
+    hostile = read_json(second / "manifest.json")
+    hostile["mixed"] = [{"session": "x", "differs": {"a": "not a pair"}}, 3]
+    hostile["verifications"] = ["nonsense"]
+    write_json_atomic(second / "manifest.json", hostile)
+    out = tmp_path / "out"
+    code, _, err = report(capsys, store, out)
+    assert code == 0 and "Traceback" not in err, err
+    page = (out / "runs" / f"{first.name}.html").read_text(encoding="utf-8")
+    assert "MIXED" in page and "batch_size 8 -&gt; 16" in page and "7/8 replies identical" in page
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "b-mixed" in index and "verified 88%" in index
+    rows = {r["run_id"]: r for r in csv.DictReader(open(out / "leaderboard.csv", encoding="utf-8"))}
+    assert rows[first.name]["mixed"] == "mixed" and float(rows[first.name]["verified_pct"]) == 87.5
+    assert rows[second.name]["mixed"] == "mixed" and rows[second.name]["verified_pct"] == ""

@@ -29,8 +29,9 @@ class Row:
         return self.versus_above is not None and self.versus_above["better"] is None
 
 
-FRAME_COLUMNS = ["task", "label", "model", "kind", "provenance", "quant", "prompt", "run_id", "n", "mae",
-                 "mae_ci_low", "mae_ci_high", "rmsle", "hit_rate", "parse_rate", "cost_usd", "items_per_s"]
+FRAME_COLUMNS = ["task", "label", "model", "kind", "provenance", "quant", "prompt", "run_id", "mixed", "n", "mae",
+                 "mae_ci_low", "mae_ci_high", "rmsle", "hit_rate", "parse_rate", "cost_usd", "items_per_s",
+                 "verified_pct"]
 SHOWN_COLUMNS = FRAME_COLUMNS[FRAME_COLUMNS.index("n"):]
 
 
@@ -44,7 +45,7 @@ def leaderboard_frame(entries: list[Entry]) -> pd.DataFrame:
         shown = e.shown
         records.append({"task": e.task, "label": e.label, "model": e.model, "kind": e.kind,
                         "provenance": e.provenance, "quant": e.quant, "prompt": e.prompt, "run_id": e.run_id,
-                        **{name: shown[name] for name in SHOWN_COLUMNS}})
+                        "mixed": "mixed" if shown["mixed"] else "", **{name: shown[name] for name in SHOWN_COLUMNS}})
     frame = pd.DataFrame.from_records(records, columns=FRAME_COLUMNS)
     for name in SHOWN_COLUMNS:      # numbers stay numbers (an empty cell is NaN, not the text "None")
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("Int64" if name == "n" else float)

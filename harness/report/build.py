@@ -205,7 +205,25 @@ def manifest_facts(man: dict) -> list[tuple[str, str, str | None]]:
                 f"{_shown(man.get('created'))} · status {_shown(man.get('status'))}", None),
         ("Versions", " · ".join(f"{k} {v}" for k, v in _mapping(man.get("versions")).items()) or "—", None),
         ("Hardware", " · ".join(f"{k}: {v}" for k, v in _mapping(man.get("hardware")).items()) or "—", None),
+        ("Environment", " · ".join(f"{k} {v}" for k, v in _mapping(_last(man.get("sessions")).get("environment"))
+                                   .items()) or "—", None),
+        *[("MIXED", f"session {_shown(_mapping(m).get('session'))} ran under another environment: "
+                    + _differs(_mapping(m).get("differs")), None)
+          for m in (man.get("mixed") if isinstance(man.get("mixed"), list) else [])],
+        *[("Last verification", f"{_shown(v.get('identical'))}/{_shown(v.get('checked'))} replies identical on re-run "
+                                f"({_shown(v.get('agreement_pct'))}%), MAE on them {_shown(v.get('stored_mae'))} stored "
+                                f"vs {_shown(v.get('recomputed_mae'))} · {_shown(v.get('at'))}", None)
+          for v in [_mapping(_last(man.get("verifications")))] if v],
     ]
+
+
+def _differs(differs) -> str:
+    pairs = [(k, v if isinstance(v, list) and len(v) == 2 else ["?", "?"]) for k, v in _mapping(differs).items()]
+    return ", ".join(f"{k} {_shown(a)} -> {_shown(b)}" for k, (a, b) in pairs) or "—"
+
+
+def _last(values) -> dict:
+    return values[-1] if isinstance(values, list) and values and isinstance(values[-1], dict) else {}
 
 
 def item_rows(df) -> Markup:

@@ -132,6 +132,12 @@ def displayed_fields(e: Entry) -> dict:
     measured = e.provenance == "measured"
     shown["cost_usd"] = _number(man.get("cost_usd")) if measured else None
     shown["items_per_s"] = _number(_mapping(man.get("timings")).get("items_per_s")) if measured else None
+    verifications = man.get("verifications")
+    last = _mapping(verifications[-1]) if isinstance(verifications, list) and verifications else {}
+    shown["verified_pct"] = _number(last.get("agreement_pct"))
+    shown["verified"] = (f"{last.get('identical')}/{last.get('checked')} replies identical on re-run "
+                         f"({last.get('at')})") if last else None
+    shown["mixed"] = bool(man.get("mixed"))
     return shown
 
 
