@@ -11,7 +11,7 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-from harness.data import strict_json
+from harness.data import BadNumber, strict_json
 from harness.errors import InputError
 from harness.predictors.base import ModelSpec, Predictor, Reply
 from harness.scoring import MAX_GUESS
@@ -58,6 +58,9 @@ def _check_record(obj: dict, path: Path, number: int) -> None:
     if len(ids) != len(predictions):
         raise InputError("item_ids and predictions differ in length", path=path, line=number, field="predictions")
     for i, p in enumerate(predictions):
+        if isinstance(p, BadNumber):
+            raise InputError(f"prediction for {ids[i]} is {p!r}: not a usable number", path=path, line=number,
+                             field="predictions")
         if isinstance(p, bool) or not isinstance(p, (int, float)):
             raise InputError(f"non-numeric prediction {p!r} (for {ids[i]})", path=path, line=number,
                              field="predictions")
