@@ -17,6 +17,7 @@ from harness.errors import InputError
 REQUIRED_FIELDS = ("id", "title", "text", "details", "category", "price")
 OPTIONAL_FIELDS = ("price_exact", "source")
 MAX_PRICE = 100_000.0  # the course keeps [0.50, 999.49]; anything past this is a data bug
+MAX_NUMBER_CHARS = 100  # longer JSON numbers are refused (Python's int() raises past 4,300 digits)
 
 BASE_QUESTION = "How much does this cost to the nearest dollar?\n\n"
 PRICE_SUFFIX = re.compile(r"\n\nPrice is \$[\d.,]*\s*$")
@@ -45,6 +46,55 @@ class Item:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class BadNumber:
+    """A JSON number pricebench refuses (NaN, Infinity, hundreds of digits), kept as a marker so the
+    field's own type check rejects it and the error names the field. Never a number."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_pairs(pairs) -> dict:
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
+def _number(convert):
+    def parse(text: str):
+        return BadNumber(f"a {len(text):,}-character number") if len(text) > MAX_NUMBER_CHARS else convert(text)
+    return parse
+
+
+def strict_json(text: str, *, path=None, line=None):
+    """json.loads for data files: no duplicate keys (JSON keeps the last one silently), no
+    NaN/Infinity (not JSON), no absurdly long numbers (BadNumber markers); errors name file:line."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_pairs, parse_int=_number(int),
+                          parse_float=_number(float), parse_constant=lambda name: BadNumber(f"{name} (not JSON)"))
+    except _DuplicateKey as e:
+        raise InputError("key given twice (JSON would keep only the last)", path=path, line=line,
+                         field=str(e.key)) from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"invalid JSON: {e.msg} (column {e.colno})", path=path, line=line) from None
+    except RecursionError:
+        raise InputError("invalid JSON: nested too deeply", path=path, line=line) from None
+    except ValueError as e:
+        raise InputError(f"invalid JSON: {e}", path=path, line=line) from None
 
 
 def parse_slice(spec, *, path=None, field="slice") -> slice:
@@ -77,6 +127,9 @@ def _check_item(obj, path, line, seen) -> Item:
         raise InputError(f"duplicate id {item_id!r} (first on line {seen[item_id]})", path=path, line=line, field="id")
     seen[item_id] = line
     price = obj["price"]
+    if isinstance(price, BadNumber):
+        raise InputError(f"must be a finite number of sensible length, got {price!r}", path=path, line=line,
+                         field="price")
     if isinstance(price, bool) or not isinstance(price, (int, float)):
         raise InputError(f"must be a number, got {price!r}", path=path, line=line, field="price")
     if not math.isfinite(price) or price <= 0:
@@ -105,6 +158,8 @@ def read_items(path, item_slice=None) -> list[Item]:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise InputError("data file not found (set --data-dir or PRICEBENCH_DATA)", path=path) from None
+    except IsADirectoryError:
+        raise InputError("is a folder, not a JSONL data file", path=path) from None
     items, seen = [], {}
     for number, line_bytes in enumerate(raw.split(b"\n"), start=1):
         if not line_bytes.strip():
@@ -113,10 +168,7 @@ def read_items(path, item_slice=None) -> list[Item]:
             line = line_bytes.decode("utf-8")
         except UnicodeDecodeError as e:
             raise InputError(f"invalid UTF-8 at byte {e.start}", path=path, line=number) from None
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"invalid JSON: {e.msg} (column {e.colno})", path=path, line=number) from None
+        obj = strict_json(line, path=path, line=number)
         items.append(_check_item(obj, path, number, seen))
     if not items:
         raise InputError("holds no items", path=path)

@@ -11,16 +11,25 @@ The chat prompt maps onto lm-eval's own chat fields: the system message is the t
 `description`, the user message `doc_to_text`, and the assistant's "Price is $" the
 `gen_prefix`, which lm-eval continues (continue_final_message) under `--apply_chat_template`,
 as hf: does. Each is a column of the JSONL, named in the YAML.
+
+Files are written atomically (a unique temp file, then os.replace), and a file of the same
+name that pricebench did not write (a user's own utils.py or task YAML) is never overwritten.
 """
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import yaml
 
+from harness.errors import InputError
 from harness.predictors.hf.predictor import DEFAULT_MAX_NEW_TOKENS
 from harness.prompts import build_requests
+from harness.yamlspec import SAFE_NAME
+
+HEADER = "# Written by `pricebench export-lm-eval"
 
 UTILS = '''"""Scoring hooks for lm-eval: pricebench's own parse and course metrics (harness.scoring)."""
 import math
@@ -65,19 +74,61 @@ def _prompt_fields(task, prompt: str) -> dict:
     return fields
 
 
+def _written_by_us(path: Path, kind: str) -> bool:
+    """Is the existing file one an earlier export wrote (so replacing it clobbers nothing)?"""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            first = f.readline(4096)
+    except IsADirectoryError:
+        return False
+    if kind == "yaml":
+        return first.startswith(HEADER)
+    if kind == "utils":
+        return first == UTILS.splitlines(keepends=True)[0]
+    try:
+        row = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(row, dict) and {"id", "price"} <= set(row) <= {"id", "price", "prompt", "system", "user",
+                                                                       "assistant_prefix"}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write to a unique temp file beside `path`, then rename over it: never a half-written file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the task from other users of the folder
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _prepare_folder(out: Path, files: dict[str, Path]) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError("is a file, not a folder: choose another output folder", path=out, field="dir")
+    for kind, path in files.items():
+        if (path.exists() or path.is_symlink()) and (path.is_symlink() or not _written_by_us(path, kind)):
+            raise InputError("exists and was not written by pricebench export-lm-eval: not overwriting it "
+                             "(move it, or choose another folder)", path=path, field="dir")
+    out.mkdir(parents=True, exist_ok=True)
+
+
 def export_lm_eval(task, out_dir, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, prompt: str = "base") -> Path:
     """Write the lm-eval task folder for `task` in the base or chat prompt; return the YAML path."""
+    if not SAFE_NAME.fullmatch(task.name) or ".." in task.name:
+        raise InputError(f"task name {task.name!r} is not a safe file name", path=task.spec.path, field="name")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= 4096:
+        raise InputError(f"must be 1 to 4096, got {max_new_tokens!r}", field="--max-new-tokens")
     out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     name = task_name(task, prompt)
+    data, path, utils = out / f"{name}.jsonl", out / f"{name}.yaml", out / "utils.py"
     requests = build_requests(task, task.eval_items(), prompt)
-    data = out / f"{name}.jsonl"
-    tmp = data.with_suffix(".jsonl.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in requests:
-            f.write(json.dumps(_doc(r), ensure_ascii=False) + "\n")
-    tmp.replace(data)
-    (out / "utils.py").write_text(UTILS, encoding="utf-8")
+    _prepare_folder(out, {"jsonl": data, "yaml": path, "utils": utils})
+    _write_atomic(data, "".join(json.dumps(_doc(r), ensure_ascii=False) + "\n" for r in requests))
+    _write_atomic(utils, UTILS)
     spec = {
         "task": name,
         "dataset_path": "json",
@@ -97,8 +148,7 @@ def export_lm_eval(task, out_dir, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKEN
     }
     text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
     text = text.replace("UTILS.", "!function utils.").replace("until: UNTIL", 'until: ["\\n"]')
-    path = out / f"{name}.yaml"
     usage = "\n# The chat prompt needs `lm_eval --apply_chat_template`." if prompt == "chat" else ""
-    path.write_text(f"# Written by `pricebench export-lm-eval {task.name} --prompt {prompt}`: {len(requests)} items "
-                    f"of slice {task.eval_slice}.{usage}\n{text}", encoding="utf-8")
+    _write_atomic(path, f"{HEADER} {task.name} --prompt {prompt}`: {len(requests)} items "
+                        f"of slice {task.eval_slice}.{usage}\n{text}")
     return path

@@ -17,14 +17,21 @@ SCORING_VERSION = "course-v1"
 BOOTSTRAP_SAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 _NUMBER = re.compile(r"[-+]?\d*\.\d+|\d+")
+# Largest guess a reply may give (a quadrillion dollars): past it, or not finite, the reply is a
+# parse failure (a guess of 0), so no error sum can overflow. No course reply comes near it.
+MAX_GUESS = 1e15
 
 
 def parse_price(reply: str | None) -> float | None:
-    """The course's parse: drop '$' and ',', take the first number. None when there is none."""
+    """The course's parse: drop '$' and ',', take the first number. None when there is none,
+    or when it is not finite or over MAX_GUESS (a 400-digit reply)."""
     if reply is None:
         return None
     match = _NUMBER.search(reply.replace("$", "").replace(",", ""))
-    return float(match.group()) if match else None
+    if not match:
+        return None
+    value = float(match.group())
+    return value if math.isfinite(value) and abs(value) <= MAX_GUESS else None
 
 
 def colour(error: float, truth: float) -> str:

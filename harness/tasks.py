@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness.data import Item, data_hash, load_hub_items, parse_slice, read_items
 from harness.errors import InputError
-from harness.yamlspec import Spec, load_spec
+from harness.yamlspec import Spec, check_keys, check_name, did_you_mean, load_spec
 
 TASKS_DIR = Path(os.environ.get("PRICEBENCH_TASKS", Path(__file__).resolve().parent.parent / "tasks"))
 
@@ -128,31 +128,87 @@ class Task:
                 "prompts": self.spec["prompts"]}
 
 
+# The schema's keys at every level: an unknown key is a typo (`eval_slise` would silently
+# evaluate all 2,000 items), so it is refused with a "did you mean".
+TOP_KEYS = {"name", "description", "eval_slice", "source", "prompts", "published", "published_source"}
+SOURCE_KEYS = {"local", "hub"}
+LOCAL_KEYS = {"test", "references", "train"}
+LOCAL_TRAIN_KEYS = {"file", "slice"}
+HUB_KEYS = {"dataset", "id_prefix", "test_split", "train"}
+HUB_TRAIN_KEYS = {"split", "slice"}
+PROMPT_KEYS = {"base", "chat"}
+CHAT_KEYS = {"system", "user", "assistant_prefix"}
+PUBLISHED_KEYS = {"run", "label", "kind", "source", "n", "mae", "rmsle", "hit_rate"}
+
+
+def _mapping(spec: Spec, allowed, *keys) -> dict:
+    node = spec.require(*keys, kind=dict)
+    check_keys(spec, node, allowed, *keys)
+    return node
+
+
+def _data_path(spec: Spec, *keys) -> str:
+    """A data file named by the spec: relative to the data folder and inside it (no '..'), or an
+    explicit absolute path."""
+    value = spec.require(*keys, kind=str)
+    if not value.strip() or (not Path(value).is_absolute() and ".." in Path(value.replace("\\", "/")).parts):
+        raise spec.error(f"{value!r} must be a path inside the data folder (no '..'), or an absolute path", *keys)
+    return value
+
+
 def _validate(spec: Spec) -> Spec:
-    spec.require("name", kind=str)
-    spec.require("source", kind=dict)
-    if "local" not in spec["source"] and "hub" not in spec["source"]:
+    check_keys(spec, spec, TOP_KEYS)
+    check_name(spec, "name")
+    for key in ("description", "published_source"):
+        if key in spec:
+            spec.require(key, kind=str)
+    source = _mapping(spec, SOURCE_KEYS, "source")
+    if "local" not in source and "hub" not in source:
         raise spec.error("needs 'local' and/or 'hub'", "source")
-    if "local" in spec["source"]:
-        spec.require("source", "local", "test", kind=str)
+    if "local" in source:
+        local = _mapping(spec, LOCAL_KEYS, "source", "local")
+        _data_path(spec, "source", "local", "test")
+        if "references" in local:
+            _data_path(spec, "source", "local", "references")
         for n, part in enumerate(spec.require("source", "local", "train", kind=list)):
-            spec.require("source", "local", "train", n, "file", kind=str)
-    if "hub" in spec["source"]:
+            _mapping(spec, LOCAL_TRAIN_KEYS, "source", "local", "train", n)
+            _data_path(spec, "source", "local", "train", n, "file")
+            parse_slice(part.get("slice"), path=spec.path, field=f"source.local.train.{n}.slice")
+    if "hub" in source:
+        hub = _mapping(spec, HUB_KEYS, "source", "hub")
         for key in ("dataset", "id_prefix"):
             spec.require("source", "hub", key, kind=str)
+        if "test_split" in hub:
+            spec.require("source", "hub", "test_split", kind=str)
         for n, part in enumerate(spec.require("source", "hub", "train", kind=list)):
+            _mapping(spec, HUB_TRAIN_KEYS, "source", "hub", "train", n)
             spec.require("source", "hub", "train", n, "split", kind=str)
+            parse_slice(part.get("slice"), path=spec.path, field=f"source.hub.train.{n}.slice")
+    _mapping(spec, PROMPT_KEYS, "prompts")
     base = spec.require("prompts", "base", kind=str)
     if "{text}" not in base:
         raise spec.error("must contain {text}", "prompts", "base")
+    chat = _mapping(spec, CHAT_KEYS, "prompts", "chat")
     for key in ("system", "user"):
         spec.require("prompts", "chat", key, kind=str)
+    if chat.get("assistant_prefix") is not None:
+        spec.require("prompts", "chat", "assistant_prefix", kind=str)
     if "{text}" not in spec["prompts"]["chat"]["user"]:
         raise spec.error("must contain {text}", "prompts", "chat", "user")
+    if isinstance(spec.get("eval_slice"), bool):
+        raise spec.error("must be a slice such as '0:250' or 'all'", "eval_slice")
     parse_slice(spec.get("eval_slice"), path=spec.path, field="eval_slice")
-    for n, row in enumerate(spec.get("published") or []):
-        for key in ("run", "mae", "rmsle", "hit_rate"):
-            spec.require("published", n, key)
+    if spec.get("published") is not None:
+        for n, row in enumerate(spec.require("published", kind=list)):
+            _mapping(spec, PUBLISHED_KEYS, "published", n)
+            spec.require("published", n, "run", kind=str)
+            for key in ("mae", "rmsle", "hit_rate"):
+                value = spec.require("published", n, key)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e15:
+                    raise spec.error(f"must be a non-negative number, got {value!r}", "published", n, key)
+            count = row.get("n", 250)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise spec.error(f"must be a positive whole number of items, got {count!r}", "published", n, "n")
     return spec
 
 
@@ -166,11 +222,16 @@ def load_task(name_or_path, data_dir=None, eval_slice: str | None = None, tasks_
 
     data_dir: offline data folder; defaults to $PRICEBENCH_DATA; None means the hub.
     """
-    path = Path(name_or_path)
-    if not (path.suffix in (".yaml", ".yml") and path.exists()):
+    path = Path(str(name_or_path))
+    if path.suffix in (".yaml", ".yml"):
+        if not path.exists():
+            raise InputError("task file not found", path=path, field="task")
+    else:
+        # a registry name, never a path: `../../x` is looked up among the known names only
         files = task_files(tasks_dir)
         if str(name_or_path) not in files:
-            raise InputError(f"unknown task {name_or_path!r} (known: {', '.join(files) or 'none'})", field="task")
+            raise InputError(f"unknown task {str(name_or_path)!r}{did_you_mean(name_or_path, files)} "
+                             f"(known: {', '.join(files) or 'none'}; or give a path to a task .yaml)", field="task")
         path = files[str(name_or_path)]
     spec = _validate(load_spec(path))
     data_dir = Path(data_dir) if data_dir else default_data_dir()

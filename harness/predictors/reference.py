@@ -7,38 +7,66 @@ as published, without CI or drill-down.
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 from functools import lru_cache
 from pathlib import Path
 
+from harness.data import BadNumber, strict_json
 from harness.errors import InputError
 from harness.predictors.base import ModelSpec, Predictor, Reply
+from harness.scoring import MAX_GUESS
 
 FIELDS = ("run", "label", "kind", "source", "item_ids", "predictions")
 
 
 @lru_cache(maxsize=16)
 def read_references(path: Path) -> dict[str, dict]:
+    """Validate every recorded run: a NaN, Infinity or 1e308 guess would poison every metric."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"invalid UTF-8 at byte {e.start}", path=path) from None
     runs = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"invalid JSON: {e.msg}", path=path, line=number) from None
+        obj = strict_json(line, path=path, line=number)
+        if not isinstance(obj, dict):
+            raise InputError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=number)
         for name in FIELDS:
             if name not in obj:
                 raise InputError("missing field", path=path, line=number, field=name)
-        if len(obj["item_ids"]) != len(obj["predictions"]):
-            raise InputError("item_ids and predictions differ in length", path=path, line=number,
-                             field="predictions")
-        bad = [p for p in obj["predictions"] if isinstance(p, bool) or not isinstance(p, (int, float))]
-        if bad:
-            raise InputError(f"non-numeric prediction {bad[0]!r}", path=path, line=number, field="predictions")
+        _check_record(obj, path, number)
+        if obj["run"] in runs:
+            raise InputError(f"run {obj['run']!r} recorded twice", path=path, line=number, field="run")
         obj["hash"] = hashlib.sha256(line.encode()).hexdigest()[:16]
         runs[obj["run"]] = obj
     return runs
+
+
+def _check_record(obj: dict, path: Path, number: int) -> None:
+    for name in ("run", "label", "kind"):
+        if not isinstance(obj[name], str) or not obj[name]:
+            raise InputError("must be a non-empty string", path=path, line=number, field=name)
+    ids, predictions = obj["item_ids"], obj["predictions"]
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise InputError("must be a list of item ids", path=path, line=number, field="item_ids")
+    if len(set(ids)) != len(ids):
+        raise InputError("an item id is listed twice", path=path, line=number, field="item_ids")
+    if not isinstance(predictions, list):
+        raise InputError("must be a list of numbers", path=path, line=number, field="predictions")
+    if len(ids) != len(predictions):
+        raise InputError("item_ids and predictions differ in length", path=path, line=number, field="predictions")
+    for i, p in enumerate(predictions):
+        if isinstance(p, BadNumber):
+            raise InputError(f"prediction for {ids[i]} is {p!r}: not a usable number", path=path, line=number,
+                             field="predictions")
+        if isinstance(p, bool) or not isinstance(p, (int, float)):
+            raise InputError(f"non-numeric prediction {p!r} (for {ids[i]})", path=path, line=number,
+                             field="predictions")
+        if not math.isfinite(p) or abs(p) > MAX_GUESS:
+            raise InputError(f"prediction {p!r} for {ids[i]} is not finite or over {MAX_GUESS:.0e}", path=path,
+                             line=number, field="predictions")
 
 
 class ReferencePredictor(Predictor):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness.predictors.base import QUANTS
 from harness.prompts import STYLES
-from harness.yamlspec import Spec, load_spec
+from harness.yamlspec import Spec, check_keys, check_name, did_you_mean, load_spec
 
 MODEL_KEYS = {"model", "quant", "prompt", "options", "tasks", "resources"}
 TOP_KEYS = {"name", "title", "description", "tasks", "references", "models"}
@@ -88,23 +88,20 @@ def _resolve_task(spec: Spec, value, *keys) -> str:
 
     known = task_files()
     if value not in known:
-        raise spec.error(f"unknown task {value!r} (known: {', '.join(known)})", *keys)
+        raise spec.error(f"unknown task {value!r}{did_you_mean(value, known)} (known: {', '.join(known)})", *keys)
     return value
 
 
 def _check_unknown(spec: Spec, node: dict, allowed: set, *keys) -> None:
-    extra = sorted(set(node) - allowed)
-    if extra:
-        raise spec.error(f"unknown key (allowed: {', '.join(sorted(allowed))})", *keys, extra[0])
+    """An unknown key is a typo: refused, with a "did you mean"."""
+    check_keys(spec, node, allowed, *keys)
 
 
 def load_leaderboard(path) -> Leaderboard:
     """Read and validate a leaderboard spec; errors name the file, line and field."""
     spec = load_spec(path)
     _check_unknown(spec, spec, TOP_KEYS)
-    name = spec.require("name", kind=str)
-    if not name or any(c in name for c in "/\\ ") or name.startswith("."):
-        raise spec.error("must be a simple name (no spaces or slashes): it names the report folder", "name")
+    name = check_name(spec, "name")  # it names the report folder
     task_refs = spec.require("tasks", kind=list)
     if not task_refs:
         raise spec.error("must list at least one task", "tasks")
