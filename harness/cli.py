@@ -32,6 +32,9 @@ def _options(pairs: list[str]) -> dict:
             options[key] = json.loads(value)
         except json.JSONDecodeError:
             options[key] = value
+        except (ValueError, RecursionError):      # a 5,000-digit number, a 100,000-deep list
+            raise InputError(f"value of {key!r} is not usable (too long or too deeply nested)",
+                             field=key) from None
     return options
 
 

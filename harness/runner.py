@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import math
 import os
 import platform
 import sys
@@ -21,7 +22,8 @@ from tqdm.auto import tqdm
 
 from harness.predictors import ModelSpec, make_predictor
 from harness.prompts import build_requests
-from harness.scoring import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, SCORING_VERSION, metrics, parse_price, score_item
+from harness.scoring import (BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, MAX_GUESS, SCORING_VERSION, metrics, parse_price,
+                             score_item)
 from harness.errors import InputError, Interrupted
 from harness.store import Inspection, RunFolder, RunStore, run_id
 from harness.tasks import Task, load_task
@@ -98,6 +100,8 @@ def make_record(request, reply) -> dict:
     """One predictions.jsonl line: reply, parsed price and the course's per-item score."""
     truth = request.item.price
     price = reply.price if reply.price is not None else parse_price(reply.raw)
+    if price is not None and not (math.isfinite(price) and abs(price) <= MAX_GUESS):
+        price = None                                  # a regressor's or decoder's absurd number: a failure
     guess = price if price is not None else 0.0      # the course: no number = a guess of 0
     return {"id": request.item.id, "title": request.item.title, "prompt_hash": request.prompt_hash, "raw": reply.raw, "price": price,
             "guess": guess, "truth": truth, **score_item(guess, truth), "parsed": price is not None,

@@ -7,6 +7,7 @@ run store (and any output folder) unchanged.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from harness.predictors import register_backend
 from harness.predictors.base import Predictor, Reply
+from harness.predictors.options import option
 from harness.scoring import MAX_GUESS, parse_price
 from harness.cli import main
 from tests._hostile import assert_one_line_error, cli, snapshot
@@ -257,7 +259,7 @@ def test_export_replaces_only_its_own_files_atomically(case):
 
 def test_export_refuses_a_zero_token_budget(case):
     code, _, err = case.run("export-lm-eval", case.task, case.root / "lm", "--max-new-tokens", "0")
-    assert_one_line_error(code, err, "field '--max-new-tokens'", exit_code=2)
+    assert_one_line_error(code, err, "--max-new-tokens", exit_code=2)
     assert not (case.root / "lm").exists()
 
 
@@ -352,8 +354,11 @@ class _FixedReply(Predictor):
 
     batch_size = 1000
 
+    class Options(Predictor.Options):
+        reply: str = option("")
+
     def predict_batch(self, requests):
-        return [Reply(raw=self.spec.options["reply"]) for _ in requests]
+        return [Reply(raw=self.options.reply) for _ in requests]
 
 
 @pytest.mark.parametrize("reply, failures", [("Price is $" + "9" * 400, 250), ("Price is $99", 0)])
@@ -367,3 +372,26 @@ def test_a_400_digit_reply_is_scored_as_a_guess_of_zero(reply, failures, case, c
               (case.data / "amazon8" / "test.jsonl").read_text().splitlines()[:250]]
     assert metrics["parse_failures"] == failures
     assert (metrics["mae"] == pytest.approx(sum(truths) / 250)) == bool(failures)
+
+
+class _DirectPrice(Predictor):
+    """A regressor-like predictor that returns a number directly (no text to parse)."""
+
+    batch_size = 1000
+    VALUES = {"inf": float("inf"), "nan": float("nan"), "huge": 1e300, "fine": 42.0}
+
+    def predict_batch(self, requests):
+        value = self.VALUES[self.spec.target]
+        return [Reply(raw=f"{value}", price=value) for _ in requests]
+
+
+@pytest.mark.parametrize("target, failures", [("inf", 250), ("nan", 250), ("huge", 250), ("fine", 0)])
+def test_an_absurd_direct_price_is_a_parse_failure(target, failures, case, capsys):
+    register_backend("directprice", _DirectPrice)
+    code, out, err = cli(capsys, "--data-dir", case.data, "--store", case.store, "run", "--task", case.task,
+                         "--model", f"directprice:{target}", "--json")
+    assert code == 0, err
+    metrics = json.loads(out)["metrics"]
+    assert metrics["parse_failures"] == failures and math.isfinite(metrics["mae"])
+    stored = (case.store / json.loads(out)["run_id"] / "metrics.json").read_text()
+    assert json.loads(stored, parse_constant=lambda c: pytest.fail(f"{c} in metrics.json"))["mae"] == metrics["mae"]

@@ -233,3 +233,23 @@ def test_gpu_need_is_declared_by_the_backend():
     assert job_resources(Job("amazon8", "testonly:echo", options=(("device", '"cuda"'),)))["num_gpus"] == 0
     assert "GPU_BACKENDS" not in vars(__import__("harness.suite.executors", fromlist=["x"]))
     assert set(BUILT_IN) <= set(BACKENDS)
+
+
+@pytest.mark.parametrize("value", ["9" * 5000, "[" * 100_000 + "]" * 100_000])
+def test_an_unusable_option_value_is_one_line(value, capsys, tmp_path, data_dir):
+    store, code, _, err = _run(capsys, tmp_path, data_dir, "reference:human", "-o", f"batch_size={value}")
+    assert_one_line_error(code, err, "batch_size", "too long or too deeply nested", exit_code=2)
+    assert len(err) < 500 and not store.exists()
+
+
+@pytest.mark.parametrize("body, words", [
+    ("a: &a [1, 2]\nopenai: *a\n", "aliases"),
+    ("openai:\n  gpt-4o-mini: {input: .nan, output: 1}\n", "non-numeric price"),
+    ("openai:\n  gpt-4o-mini: {input: 1, output: 1}\nopenai: {}\n", "key given twice"),
+])
+def test_a_hostile_price_table_is_one_line(body, words, capsys, tmp_path, data_dir):
+    table = tmp_path / "prices.yaml"
+    table.write_text(body)
+    store, code, _, err = _run(capsys, tmp_path, data_dir, "openai:gpt-4o-mini", "-o", f"prices={table}")
+    assert_one_line_error(code, err, "prices.yaml", words, exit_code=2)
+    assert not store.exists()

@@ -9,6 +9,7 @@ again on the next invocation of the same run. Keys come only from the environmen
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import threading
@@ -18,9 +19,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
-import yaml
 
 from harness.errors import InputError
+from harness.yamlspec import load_spec
 from harness.predictors.base import ModelSpec, Predictor, Reply
 from harness.predictors.options import option, runtime, scrub_url
 from harness.prompts import Request
@@ -48,11 +49,8 @@ def _read_prices(path: str) -> dict:
 
 @lru_cache(maxsize=8)
 def _parse_prices(path: str, _mtime_ns: int, _size: int) -> dict:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise InputError(f"invalid YAML: {e}", path=path, line=mark.line + 1 if mark else None) from None
+    try:     # the strict spec loader: no aliases (a user's table could be an alias bomb), no duplicate keys
+        data = dict(load_spec(path)) if Path(path).read_bytes().strip() else {}
     except OSError as e:
         raise InputError(f"cannot read price table: {e.strerror}", path=path) from None
     for provider, models in data.items():
@@ -65,7 +63,8 @@ def _parse_prices(path: str, _mtime_ns: int, _size: int) -> dict:
                 raise InputError("expected {input: <$ per 1M tokens>, output: <$ per 1M tokens>}", path=path,
                                  field=f"{provider}.{model}")
             for side in ("input", "output"):
-                if isinstance(row[side], bool) or not isinstance(row[side], (int, float)):
+                if isinstance(row[side], bool) or not isinstance(row[side], (int, float)) \
+                        or not math.isfinite(row[side]) or row[side] < 0:
                     raise InputError(f"non-numeric price {row[side]!r}", path=path,
                                      field=f"{provider}.{model}.{side}")
     return data
