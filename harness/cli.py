@@ -82,7 +82,7 @@ def _first_failure(result) -> str:
 
 
 def cmd_show(args) -> int:
-    from harness.runner import load_run
+    from harness.results import load_run
     from harness.store import RunStore
 
     result = load_run(RunStore(args.store).find(args.run))
@@ -113,7 +113,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from harness.runner import load_run
+    from harness.results import load_run
     from harness.scoring import paired_bootstrap
     from harness.store import RunStore
 

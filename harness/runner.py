@@ -14,62 +14,21 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import pandas as pd
 from tqdm.auto import tqdm
 
+from harness.errors import InputError, Interrupted
 from harness.predictors import ModelSpec, make_predictor
 from harness.prompts import build_requests
-from harness.scoring import (BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, MAX_GUESS, SCORING_VERSION, metrics, parse_price,
+from harness.scoring import (BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, MAX_GUESS, SCORING_VERSION, parse_price,
                              score_item)
-from harness.errors import InputError, Interrupted
+from harness.results import RunResult, published_result, records_frame, result_from, run_metrics
 from harness.store import Inspection, RunFolder, RunStore, run_id
 from harness.tasks import Task, load_task
 
 TRACKED_PACKAGES = ("numpy", "pandas", "torch", "transformers", "peft", "bitsandbytes", "accelerate", "vllm",
                     "openai", "anthropic", "sklearn", "gensim", "lm_eval", "sentence_transformers")
 DIST_NAMES = {"sklearn": "scikit-learn", "lm_eval": "lm-eval"}
-
-
-@dataclass
-class RunResult:
-    """A finished run: metrics, manifest and the per-item DataFrame (`df`)."""
-
-    run_id: str | None
-    path: Path | None
-    manifest: dict
-    metrics: dict
-    df: pd.DataFrame = field(repr=False)
-    cached: bool = False
-    computed: int = 0                # items predicted by this invocation
-    published: bool = False          # a published figure only: no per-item data
-    state: str = "complete"          # complete | partial | damaged (see store.Inspection)
-    notes: list = field(default_factory=list)   # what was repaired or is missing, for the user
-
-    @property
-    def failed_all(self) -> bool:
-        """Every request failed (network, API): such a run is shown as failed, never ranked."""
-        return bool(self.metrics.get("n")) and self.metrics.get("failed", 0) >= self.metrics["n"]
-
-    @property
-    def label(self) -> str:
-        return self.manifest.get("label") or self.manifest.get("model", "")
-
-    def summary(self) -> str:
-        m = self.metrics
-        ci = "" if self.published else f"  95% CI [${m['mae_ci_low']:,.2f}, ${m['mae_ci_high']:,.2f}]"
-        text = (f"{self.label} on {self.manifest.get('task')}: MAE ${m['mae']:,.2f}{ci}  RMSLE {m['rmsle']:.2f}"
-                f"  hits {m['hit_rate']:.1f}%")
-        if self.state != "complete":
-            total = self.manifest.get("n_items", "?")
-            text += f"  [{self.state.upper()}: {m['n']} of {total} items]"
-        if not self.published:
-            text += f"  parse failures {m['parse_failures']}/{m['n']}"
-            if m.get("failed"):
-                text += f"  failed requests {m['failed']}"
-        return text
 
 
 def _versions() -> dict:
@@ -106,53 +65,6 @@ def make_record(request, reply) -> dict:
     return {"id": request.item.id, "title": request.item.title, "prompt_hash": request.prompt_hash, "raw": reply.raw, "price": price,
             "guess": guess, "truth": truth, **score_item(guess, truth), "parsed": price is not None,
             "failure": reply.error, "usage": reply.usage or {}, "latency_s": reply.latency_s}
-
-
-def _metrics(df: pd.DataFrame) -> dict:
-    m = metrics(df)
-    m["failed"] = int(df["failure"].notna().sum())
-    return m
-
-
-def _frame(records: list[dict]) -> pd.DataFrame:
-    df = pd.DataFrame.from_records(records)
-    if "id" in df:
-        df["id"] = df["id"].astype(str)
-    return df
-
-
-def result_from(seen: Inspection, *, cached: bool = True) -> RunResult:
-    """A stored run as a result; a partial or damaged one is scored on the items it has."""
-    order = (seen.manifest or {}).get("item_ids")
-    records = list(seen.records.values())
-    if order:
-        rank = {item_id: n for n, item_id in enumerate(order)}
-        records.sort(key=lambda r: rank.get(r["id"], len(rank)))
-    df = _frame(records)
-    if seen.state == "complete":
-        m = seen.metrics
-    elif records:
-        m = _metrics(df)
-    else:
-        raise InputError(f"run {seen.run_id} holds no usable predictions ({seen.state}"
-                         f"{': ' + seen.problems[0] if seen.problems else ''})", path=seen.folder, field="run")
-    return RunResult(run_id=seen.run_id, path=seen.folder, manifest=seen.manifest or {"run_id": seen.run_id},
-                     metrics=m, df=df, cached=cached, state=seen.state, notes=list(seen.problems))
-
-
-def load_run(path) -> RunResult:
-    """A stored run by folder (read only: a partial or damaged run is reported as such)."""
-    folder = path if isinstance(path, RunFolder) else RunFolder(path)
-    return result_from(folder.inspect())
-
-
-def published_result(task_name: str, model: str, row: dict) -> RunResult:
-    """The one constructor of a published figure (no per-item data): runs, suites and reports use it."""
-    m = {"n": int(row.get("n", 250)), "mae": float(row["mae"]), "rmsle": float(row["rmsle"]),
-         "hit_rate": float(row["hit_rate"]), "scoring_version": SCORING_VERSION}
-    manifest = {"task": task_name, "model": model, "label": row.get("label") or model,
-                "kind": row.get("kind", "reference"), "provenance": "published", "source": row.get("source")}
-    return RunResult(run_id=None, path=None, manifest=manifest, metrics=m, df=pd.DataFrame(), published=True)
 
 
 def run(task, model: str, *, quant: str = "none", prompt: str | None = None, options: dict | None = None,
@@ -332,8 +244,8 @@ def _finish(folder: RunFolder, items, done, manifest, session, predictor, comput
     session["finished"] = _now()
     records = [done[item.id] for item in items]
     folder.rewrite_predictions(records)
-    df = _frame(records)
-    m = _metrics(df)
+    df = records_frame(records)
+    m = run_metrics(df)
     usage: dict = {}
     for record in records:
         for key, value in (record.get("usage") or {}).items():

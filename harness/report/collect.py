@@ -4,7 +4,7 @@ Runs are read only through the store's own reader (`RunFolder.inspect`), which n
 a folder and never raises on damage. A complete run becomes an `Entry` (ranked); a failed
 (every request failed), partial, damaged or empty folder becomes a `Missing` row that says
 so, naming the file and line: one bad folder never stops a report. Published figures come
-from `runner.published_result`, the one constructor of a published row.
+from `results.published_result`, the one constructor of a published row.
 
 `displayed_fields(entry)` derives, once, every figure a row shows: the HTML pages and
 leaderboard.csv both read it, so they cannot disagree.
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from harness.report.names import name_problem
-from harness.runner import RunResult, published_result
+from harness.results import RunResult, published_result
 from harness.store import Inspection, RunStore
 
 ITEM_COLUMNS = ("id", "title", "raw", "guess", "truth", "error", "colour", "parsed")
@@ -221,7 +221,7 @@ def from_inspection(seen: Inspection, task: str | None = None) -> Entry | Missin
 
 
 def entry_from_result(result: RunResult, task: str) -> Entry:
-    """A published figure (runner.published_result) as a leaderboard row: no per-item data."""
+    """A published figure (results.published_result) as a leaderboard row: no per-item data."""
     man, metrics = result.manifest, result.metrics
     return Entry(task=task, label=_text(man.get("label")) or _text(man.get("model")), model=_text(man.get("model")),
                  kind=_text(man.get("kind"), "reference"), provenance="published", metrics=metrics, manifest=man)
