@@ -73,3 +73,21 @@ def test_full_disk_before_anything_fits(small_disk, capsys):
     assert_one_line_error(code, err, "disk is full", exit_code=1)
     leftovers = [p.name for p in store.rglob("*") if p.is_file()] if store.exists() else []
     assert not [name for name in leftovers if name.endswith(".tmp")], leftovers
+
+
+def test_full_disk_during_a_report_keeps_the_previous_one(small_disk, tmp_path, capsys):
+    from tests._hostile import snapshot
+
+    disk, resize = small_disk
+    resize("8m")
+    store, out = tmp_path / "runs", disk / "report"
+    for model in ("reference:human", "reference:gpt-4o-2024-08-06"):
+        assert cli(capsys, "--store", store, "run", "--task", "amazon8", "--model", model)[0] == 0
+    assert cli(capsys, "--store", store, "report", "--out", out)[0] == 0
+    before = snapshot(out)
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    (disk / "filler").write_bytes(b"\0" * (free - 64 * 1024))           # room for a third of a report
+    code, _, err = cli(capsys, "--store", store, "report", "--out", out)
+    assert_one_line_error(code, err, "disk is full", str(out), exit_code=1)
+    assert snapshot(out) == before                                      # the previous report, untouched
+    assert sorted(p.name for p in disk.iterdir()) == ["filler", "report"]   # no half-built sibling left
