@@ -18,7 +18,7 @@ import sys
 import threading
 
 from harness.errors import InputError, describe
-from harness.store import finite_json
+from harness.jsonio import finite_json
 
 
 def _options(pairs: list[str]) -> dict:

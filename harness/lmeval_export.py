@@ -18,12 +18,11 @@ name that pricebench did not write (a user's own utils.py or task YAML) is never
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import yaml
 
+from harness.jsonio import atomic_write
 from harness.errors import InputError
 from harness.predictors.hf.predictor import DEFAULT_MAX_NEW_TOKENS
 from harness.prompts import build_requests
@@ -93,19 +92,6 @@ def _written_by_us(path: Path, kind: str) -> bool:
                                                                        "assistant_prefix"}
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write to a unique temp file beside `path`, then rename over it: never a half-written file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the task from other users of the folder
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _prepare_folder(out: Path, files: dict[str, Path]) -> None:
     if out.exists() and not out.is_dir():
         raise InputError("is a file, not a folder: choose another output folder", path=out, field="dir")
@@ -127,8 +113,8 @@ def export_lm_eval(task, out_dir, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKEN
     data, path, utils = out / f"{name}.jsonl", out / f"{name}.yaml", out / "utils.py"
     requests = build_requests(task, task.eval_items(), prompt)
     _prepare_folder(out, {"jsonl": data, "yaml": path, "utils": utils})
-    _write_atomic(data, "".join(json.dumps(_doc(r), ensure_ascii=False) + "\n" for r in requests))
-    _write_atomic(utils, UTILS)
+    atomic_write(data, "".join(json.dumps(_doc(r), ensure_ascii=False) + "\n" for r in requests))
+    atomic_write(utils, UTILS)
     spec = {
         "task": name,
         "dataset_path": "json",
@@ -149,6 +135,6 @@ def export_lm_eval(task, out_dir, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKEN
     text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
     text = text.replace("UTILS.", "!function utils.").replace("until: UNTIL", 'until: ["\\n"]')
     usage = "\n# The chat prompt needs `lm_eval --apply_chat_template`." if prompt == "chat" else ""
-    _write_atomic(path, f"{HEADER} {task.name} --prompt {prompt}`: {len(requests)} items "
+    atomic_write(path, f"{HEADER} {task.name} --prompt {prompt}`: {len(requests)} items "
                         f"of slice {task.eval_slice}.{usage}\n{text}")
     return path

@@ -17,13 +17,13 @@ import json
 import math
 import os
 import re
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.cache import folder_lock
 from harness.errors import InputError
+from harness.jsonio import atomic_write, finite_json, loads, read_json, write_json_atomic
 
 MANIFEST, PREDICTIONS, METRICS = "manifest.json", "predictions.jsonl", "metrics.json"
 RUN_ID = re.compile(r"[0-9a-f]{16}")
@@ -41,50 +41,6 @@ def run_id(identity: dict) -> str:
 
     canonical = json.dumps(identity, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def finite_json(obj):
-    """JSON has no NaN or Infinity: non-finite floats become null, so every file stays valid JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: finite_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite_json(v) for v in obj]
-    return obj
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write to a unique temporary sibling, fsync, rename over `path`: readers see old or new, never half."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    _atomic_write(path, json.dumps(finite_json(obj), indent=2, ensure_ascii=False, default=str, allow_nan=False))
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def loads(text: str):
-    """json.loads that refuses NaN / Infinity (Python accepts them; JSON does not)."""
-    return json.loads(text, parse_constant=_reject_constant)
-
-
-def read_json(path: Path):
-    return loads(Path(path).read_text(encoding="utf-8"))
 
 
 def record_problem(record) -> str | None:
@@ -264,7 +220,7 @@ class RunFolder:
     def rewrite_predictions(self, records: list[dict]) -> None:
         """Compact to one line per item, in item order (done once a run finishes)."""
         self.close_log()
-        _atomic_write(self.path / PREDICTIONS, "".join(
+        atomic_write(self.path / PREDICTIONS, "".join(
             json.dumps(finite_json(r), ensure_ascii=False, allow_nan=False) + "\n" for r in records))
 
     def close_log(self, quiet: bool = False) -> None:
@@ -322,5 +278,4 @@ class RunStore:
         return [f.path for f in self.folders() if (f.path / METRICS).exists()]
 
 
-__all__ = ["Inspection", "RunFolder", "RunStore", "default_store_dir", "finite_json", "loads", "read_json", "run_id",
-           "write_json_atomic"]
+__all__ = ["Inspection", "RunFolder", "RunStore", "default_store_dir", "read_json", "run_id", "write_json_atomic"]

@@ -119,8 +119,9 @@ class Predictor:
 
     @classmethod
     def needs_gpu(cls, options: dict) -> bool:
-        """Whether a job with these (raw) options needs a GPU (the Ray executor asks for one)."""
-        return False
+        """Whether a job with these (raw) options needs a GPU (the Ray executor asks for one):
+        a declared `device` option naming CUDA (hf, vllm)."""
+        return "device" in cls.Options.model_fields and str(options.get("device", "")).startswith("cuda")
 
     @property
     def prompt_style(self) -> str:

@@ -69,10 +69,6 @@ class VLLMPredictor(Predictor):
         timeout: float | None = runtime(None, gt=0, description="seconds for the whole worker job")
         device: str | None = runtime(None, description="cuda: the Ray executor asks for a GPU")
 
-    @classmethod
-    def needs_gpu(cls, options: dict) -> bool:
-        return str(options.get("device", "")).startswith("cuda")
-
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
         if not spec.target:

@@ -83,10 +83,6 @@ class HFPredictor(Predictor):
         device: str = runtime("auto", pattern=DEVICE_PATTERN, expected="auto, cpu, cuda, cuda:N, mps, xpu or xpu:N")
         linear_kernel: Literal[KERNELS] = runtime("auto", description="aten: skip the oneDNN fp32 linear layers")
 
-    @classmethod
-    def needs_gpu(cls, options: dict) -> bool:
-        return str(options.get("device", "")).startswith("cuda")
-
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
         if not spec.target:
