@@ -11,31 +11,14 @@ pricebench export-lm-eval amazon8 lm_eval_tasks/
 """
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import sys
 import threading
 
+from harness.cli_args import build_parser, parse_options
 from harness.errors import InputError, describe
 from harness.jsonio import finite_json
-
-
-def _options(pairs: list[str]) -> dict:
-    """--option key=value (value parsed as JSON when it can be: numbers, true/false, lists)."""
-    options = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise InputError(f"expected key=value, got {pair!r}", field="--option")
-        key, value = pair.split("=", 1)
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-        except (ValueError, RecursionError):      # a 5,000-digit number, a 100,000-deep list
-            raise InputError(f"value of {key!r} is not usable (too long or too deeply nested)",
-                             field=key) from None
-    return options
 
 
 def cmd_tasks(args) -> int:
@@ -52,7 +35,7 @@ def cmd_tasks(args) -> int:
 def cmd_run(args) -> int:
     from harness.runner import run
 
-    result = run(args.task, args.model, quant=args.quant, prompt=args.prompt, options=_options(args.option),
+    result = run(args.task, args.model, quant=args.quant, prompt=args.prompt, options=parse_options(args.option),
                  eval_slice=args.slice, data_dir=args.data_dir, store=args.store, allow_mixed=args.allow_mixed)
     for note in result.notes:
         print(f"pricebench: {note}", file=sys.stderr)
@@ -137,7 +120,7 @@ def cmd_verify(args) -> int:
     from harness.verify import verify
 
     result = verify(RunStore(args.store).find(args.run), items=args.items, seed=args.seed, task_ref=args.task,
-                    data_dir=args.data_dir, overrides=_options(args.option))
+                    data_dir=args.data_dir, overrides=parse_options(args.option))
     note = f" (options overridden: {result.overrides})" if result.overrides else ""
     print(f"verify {result.run_id}{note}: {result.identical}/{result.checked} replies identical "
           f"({result.agreement:.1f}%); MAE on these items: stored ${result.stored_mae:,.2f}, "
@@ -219,104 +202,8 @@ def cmd_export_lm_eval(args) -> int:
     return 0
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one `pricebench: error:` line like every other error."""
-
-    def error(self, message):
-        self.exit(2, f"pricebench: error: {self.prog}: {message} (see {self.prog} --help)\n")
-
-
-def _count(low: int, high: int):
-    """An argparse type: a whole number in [low, high]."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high:,}, got {value}")
-        return value
-    parse.__name__ = "count"
-    return parse
-
-
-def _common(suppress: bool) -> argparse.ArgumentParser:
-    """Options every verb takes, before or after the verb (`pricebench --debug run ...` or `run ... --debug`)."""
-    default = {"default": argparse.SUPPRESS} if suppress else {}
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", help="offline data folder (default $PRICEBENCH_DATA; unset = Hugging Face hub)",
-                        **default)
-    common.add_argument("--store", help="run store folder (default $PRICEBENCH_STORE or ./runs)", **default)
-    common.add_argument("--debug", action="store_true", help="show the full traceback of an error", **default)
-    return common
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="pricebench", description=__doc__.split("\n")[0], parents=[_common(False)])
-    sub = parser.add_subparsers(dest="command", required=True)
-    verb = _common(True)
-
-    def add(name: str, **kwargs) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[verb], **kwargs)
-
-    add("tasks", help="list the registered tasks").set_defaults(func=cmd_tasks)
-
-    p = add("run", help="run a model on a task (or reuse the stored run)")
-    p.add_argument("--task", required=True, help="task name or path to a task YAML")
-    p.add_argument("--model", required=True, help="backend:name, e.g. reference:human, hf:<checkpoint>")
-    p.add_argument("--quant", default="none", choices=["none", "8bit", "4bit"])
-    p.add_argument("--prompt", choices=["base", "chat"], help="prompt style (default: the backend's)")
-    p.add_argument("--option", "-o", action="append", metavar="KEY=VALUE", help="backend option, repeatable")
-    p.add_argument("--slice", help="evaluation slice, e.g. 0:250 or all (default: the task's)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--allow-mixed", action="store_true",
-                   help="resume even if the environment that can change replies differs (the run is marked mixed)")
-    p.set_defaults(func=cmd_run)
-
-    p = add("show", help="metrics, CI and worst misses of a stored run")
-    p.add_argument("run", help="run id or unique prefix")
-    p.add_argument("--worst", type=_count(0, 10_000), default=10, help="how many worst misses to list (default 10)")
-    p.set_defaults(func=cmd_show)
-
-    p = add("verify", help="recompute N random items of a stored run from scratch: do the replies match?")
-    p.add_argument("run", help="run id or unique prefix")
-    p.add_argument("--items", type=_count(1, 100_000), default=32, help="how many items (default 32)")
-    p.add_argument("--seed", type=_count(0, 2**31), default=0, help="which items (default 0)")
-    p.add_argument("--task", help="the task YAML the run used, when it is not a registered task")
-    p.add_argument("--option", "-o", action="append", metavar="KEY=VALUE",
-                   help="override a stored option (e.g. batch_size=16): verify under another environment")
-    p.set_defaults(func=cmd_verify)
-
-    p = add("compare", help="paired bootstrap: is run A better than run B?")
-    p.add_argument("run_a")
-    p.add_argument("run_b")
-    p.set_defaults(func=cmd_compare)
-
-    p = add("suite", help="run a leaderboard's job matrix (skipping finished runs), then build its report")
-    p.add_argument("leaderboard", help="path to a leaderboard YAML, e.g. leaderboards/course.yaml")
-    p.add_argument("--dry-run", action="store_true", help="list each job as cached / partial / to-run; run nothing")
-    p.add_argument("--executor", default="local", choices=["local", "ray"])
-    p.add_argument("--address", help="Ray cluster address (default: a local Ray started on the fly)")
-    p.add_argument("--only", action="append", metavar="GLOB", help="only models matching, e.g. 'reference:*' (repeatable)")
-    p.add_argument("--out", help="report folder (default reports/<leaderboard name>)")
-    p.add_argument("--no-report", action="store_true", help="run the jobs, skip the report")
-    p.set_defaults(func=cmd_suite)
-
-    p = add("report", help="build the static HTML report of a leaderboard (or of a whole store)")
-    p.add_argument("leaderboard", nargs="?", help="leaderboard YAML; omit it to report every run in --store")
-    p.add_argument("--out", help="report folder (default reports/<leaderboard name>)")
-    p.add_argument("--name", default="store", help="report name when reporting a whole store (default: store)")
-    p.set_defaults(func=cmd_report)
-
-    p = add("export-lm-eval", help="write a task folder that `lm_eval --include_path` runs")
-    p.add_argument("task", help="task name or path to a task YAML")
-    p.add_argument("dir", help="output folder")
-    p.add_argument("--slice", help="evaluation slice (default: the task's)")
-    p.add_argument("--max-new-tokens", type=_count(1, 4096), default=6, help="generation budget (default 6, as hf:)")
-    p.add_argument("--prompt", choices=["base", "chat"], default="base",
-                   help="base completion prompt, or the chat prompt (run with lm_eval --apply_chat_template)")
-    p.set_defaults(func=cmd_export_lm_eval)
-    return parser
+VERBS = {"tasks": cmd_tasks, "run": cmd_run, "show": cmd_show, "verify": cmd_verify, "compare": cmd_compare,
+         "suite": cmd_suite, "report": cmd_report, "export-lm-eval": cmd_export_lm_eval}
 
 
 def _interrupt(signum, frame):
@@ -331,7 +218,7 @@ def main(argv=None) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() \
         else None
     try:
-        return args.func(args)
+        return VERBS[args.command](args)
     except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - every failure becomes one line (or --debug)
         if args.debug:
             raise

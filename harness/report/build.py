@@ -210,9 +210,9 @@ def manifest_facts(man: dict) -> list[tuple[str, str, str | None]]:
         *[("MIXED", f"session {_shown(_mapping(m).get('session'))} ran under another environment: "
                     + _differs(_mapping(m).get("differs")), None)
           for m in (man.get("mixed") if isinstance(man.get("mixed"), list) else [])],
-        *[("Last verification", f"{_shown(v.get('identical'))}/{_shown(v.get('checked'))} replies identical on re-run "
-                                f"({_shown(v.get('agreement_pct'))}%), MAE on them {_shown(v.get('stored_mae'))} stored "
-                                f"vs {_shown(v.get('recomputed_mae'))} · {_shown(v.get('at'))}", None)
+        *[("Last verification", f"{_shown(v.get('identical'))}/{_shown(v.get('checked'))} replies identical on "
+                                f"re-run ({_shown(v.get('agreement_pct'))}%), MAE on them {_shown(v.get('stored_mae'))} "
+                                f"stored vs {_shown(v.get('recomputed_mae'))} · {_shown(v.get('at'))}", None)
           for v in [_mapping(_last(man.get("verifications")))] if v],
     ]
 

@@ -1,1 +1,1 @@
-"""`baseline:` — the course's classical baselines (scikit-learn / gensim) with their recipes, features and fitted cache."""
+"""`baseline:` — the course's classical baselines (scikit-learn / gensim): recipes, features, fitted cache."""

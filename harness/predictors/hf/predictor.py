@@ -22,15 +22,16 @@ harness/predictors/hf/onednn_linear.py), progress.
 from __future__ import annotations
 
 import importlib.metadata
-import logging
 import time
 import warnings
 from pathlib import Path
 from typing import Iterator, Literal
 
 from harness.errors import InputError
+from harness.predictors.hf.decoding import resolve_target, topk_weighted
 from harness.predictors.hf.fingerprint import weights_fingerprint
-from harness.predictors.hf.onednn_linear import KERNELS, route_linear_to_onednn
+from harness.predictors.hf.loading import load_model
+from harness.predictors.hf.onednn_linear import KERNELS
 from harness.predictors.base import ModelSpec, Predictor, Reply
 from harness.predictors.options import option, runtime
 from harness.prompts import Request
@@ -40,28 +41,6 @@ DECODINGS = ("greedy", "topk-weighted")
 # torch's floating dtypes by name (with its aliases float, half, double); auto = bfloat16 on CUDA, else float32
 DTypeName = Literal["auto", "float32", "bfloat16", "float16", "float64", "float", "half", "double"]
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?|xpu(:\d+)?)$"
-
-
-def resolve_target(target: str) -> tuple[str, str | None]:
-    """(what from_pretrained loads, the GGUF it came from): alias, .gguf file, folder or hub id."""
-    from harness.predictors.hf import testmodels
-
-    if target in testmodels.ALIASES:
-        return str(testmodels.model_folder(target)), str(testmodels.gguf_file(target))
-    path = Path(target).expanduser()
-    if target.endswith(".gguf"):
-        if not path.is_file():
-            raise InputError("GGUF file not found", path=path, field="model")
-        from harness.predictors.hf.gguf_cache import dequantized_folder
-
-        return str(dequantized_folder(path)), str(path)
-    if path.is_dir():
-        if not (path / "config.json").exists():
-            raise InputError("model folder has no config.json", path=path, field="model")
-        return str(path), None
-    if target.startswith((".", "/", "~")):
-        raise InputError("model folder not found", path=path, field="model")
-    return target, None                     # a hub checkpoint name
 
 
 class HFPredictor(Predictor):
@@ -171,40 +150,16 @@ class HFPredictor(Predictor):
         return f"{self.spec.target}{adapter}{quant} ({self.prompt_style} prompt)"
 
     # --- loading ---------------------------------------------------------------------
-    def _quantization_config(self):
-        if self.spec.quant == "none":
-            return None
-        from transformers import BitsAndBytesConfig
-
-        if self.spec.quant == "8bit":
-            return BitsAndBytesConfig(load_in_8bit=True)
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                  bnb_4bit_compute_dtype=self._dtype("compute_dtype"))
-
     def prepare(self, task) -> None:
         if self.model is not None:
             return
         import torch
-        from transformers import AutoModelForCausalLM
 
-        # bitsandbytes 8-bit on CPU warns once per matmul; the message says nothing new.
-        warnings.filterwarnings("ignore", message=".*(MatMul8bitLt|inputs will be cast).*")
-        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
         t0 = time.perf_counter()
-        kwargs = {"revision": self.revision, "trust_remote_code": self.trust_remote_code, "dtype": self._dtype()}
-        quant = self._quantization_config()
-        if quant is not None:
-            kwargs["quantization_config"] = quant
-            kwargs["device_map"] = {"": self.device if self.device != "cuda" else 0}
-        model = AutoModelForCausalLM.from_pretrained(self.source, **kwargs)
-        if quant is None:
-            model.to(self.device)
-        if self.adapter:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, str(Path(self.adapter).expanduser()))
-        model.eval()
-        routed = route_linear_to_onednn(model) if self.linear_kernel == "auto" and self.device == "cpu" else 0
+        model, routed = load_model(self.source, revision=self.revision, trust_remote_code=self.trust_remote_code,
+                                   dtype=self._dtype(), quant=self.spec.quant, device=self.device,
+                                   compute_dtype=self._dtype("compute_dtype"), adapter=self.adapter,
+                                   onednn=self.linear_kernel == "auto")
         self.model = model
         _ = self.tokenizer
         if self.device.startswith("cuda"):
@@ -296,7 +251,7 @@ class HFPredictor(Predictor):
         t0 = time.perf_counter()
         with torch.inference_mode():
             if self.decoding == "topk-weighted":
-                replies = self._topk_weighted(enc)
+                replies = topk_weighted(self.model, self.tokenizer, enc, self.top_k)
                 completion = [1] * len(texts)
             else:
                 out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
@@ -314,30 +269,6 @@ class HFPredictor(Predictor):
         info["items"] += len(texts)
         info["prompt_tokens"] += int(sum(prompt_tokens))
         info["completion_tokens"] += int(sum(completion))
-        return replies
-
-    def _topk_weighted(self, enc) -> list[Reply]:
-        """The course's fine-tuned decoding: of the top-k next tokens, those that read as a positive
-        number, averaged with their probabilities as weights (no number among them: a guess of 0)."""
-        import torch
-
-        # generate() derives positions from the mask; a bare forward must too (left padding).
-        positions = (enc["attention_mask"].cumsum(dim=1) - 1).clamp(min=0)
-        logits = self.model(**enc, position_ids=positions).logits[:, -1, :].float()
-        probs, ids = torch.softmax(logits, dim=-1).topk(self.top_k, dim=-1)
-        replies = []
-        for row_probs, row_ids in zip(probs.tolist(), ids.tolist()):
-            prices, weights = [], []
-            for prob, token_id in zip(row_probs, row_ids):
-                try:
-                    value = float(self.tokenizer.decode([token_id]))
-                except ValueError:
-                    continue
-                if value > 0:
-                    prices.append(value)
-                    weights.append(prob)
-            price = sum(p * w for p, w in zip(prices, weights)) / sum(weights) if prices else 0.0
-            replies.append(Reply(raw=f"{price:.2f}", price=price))
         return replies
 
     # --- reporting -------------------------------------------------------------------
