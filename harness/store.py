@@ -13,6 +13,7 @@ behind), write JSON atomically under unique temporary names, and write metrics l
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -37,8 +38,6 @@ def default_store_dir() -> Path:
 
 
 def run_id(identity: dict) -> str:
-    import hashlib
-
     canonical = json.dumps(identity, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -84,7 +83,6 @@ class Inspection:
     metrics: dict | None = None
     records: dict[str, dict] = field(default_factory=dict)     # usable records by id (last one wins)
     problems: list[str] = field(default_factory=list)          # each names the file (and line)
-    torn_tail: bool = False                                    # last line cut mid-write (a killed run)
 
     @property
     def run_id(self) -> str:
@@ -116,13 +114,14 @@ class RunFolder:
         problem = check(obj)
         return (obj, None) if problem is None else (None, f"{path}: {problem}")
 
-    def read_predictions(self) -> tuple[dict[str, dict], list[str], bool]:
-        """(usable records by id, problems naming file:line, whether the last line is torn)."""
+    def read_predictions(self) -> tuple[dict[str, dict], list[str]]:
+        """(usable records by id, problems naming file:line); a last line cut mid-write (a killed
+        run) is not a problem: it is ignored here and cut by the next writer."""
         path = self.path / PREDICTIONS
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            return {}, [], False
+            return {}, []
         end = data.rfind(b"\n") + 1
         lines = data[:end].split(b"\n")[:-1]
         records, problems = {}, []
@@ -146,14 +145,14 @@ class RunFolder:
                 problems.append(f"{path}:{number}: {problem}")
                 continue
             records[record["id"]] = record
-        return records, problems, end < len(data)
+        return records, problems
 
     def inspect(self) -> Inspection:
         manifest, manifest_problem = self._read_object(MANIFEST, lambda o: None if isinstance(o, dict)
                                                        else "not a JSON object")
-        metrics, metrics_problem_ = self._read_object(METRICS, metrics_problem)
-        records, problems, torn = self.read_predictions()
-        problems = [p for p in (manifest_problem, metrics_problem_) if p] + problems
+        metrics, metrics_damage = self._read_object(METRICS, metrics_problem)
+        records, problems = self.read_predictions()
+        problems = [p for p in (manifest_problem, metrics_damage) if p] + problems
         if manifest is None and not manifest_problem and (self.path / PREDICTIONS).exists():
             problems.insert(0, f"{self.path / MANIFEST}: missing")
         if metrics is not None and len(records) != metrics["n"]:
@@ -166,10 +165,7 @@ class RunFolder:
             state = "partial"
         else:
             state = "complete"
-        return Inspection(self.path, state, manifest, metrics, records, problems, torn)
-
-    def is_complete(self) -> bool:
-        return (self.path / METRICS).exists() and self.inspect().state == "complete"
+        return Inspection(self.path, state, manifest, metrics, records, problems)
 
     # --- writing (hold the lock) ----------------------------------------------------------------
     @contextmanager
@@ -272,10 +268,6 @@ class RunStore:
         except NotADirectoryError:
             raise InputError("is not a folder", path=self.root, field="--store") from None
         return [RunFolder(p) for p in entries if RUN_ID.fullmatch(p.name) and p.is_dir() and not p.is_symlink()]
-
-    def runs(self) -> list[Path]:
-        """Folders of finished runs (metrics.json present); damage is checked by their readers."""
-        return [f.path for f in self.folders() if (f.path / METRICS).exists()]
 
 
 __all__ = ["Inspection", "RunFolder", "RunStore", "default_store_dir", "read_json", "run_id", "write_json_atomic"]

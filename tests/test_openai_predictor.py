@@ -109,7 +109,8 @@ def test_plain_completions_equal_transformers_greedy(server, smollm2, task, stor
 def test_unknown_model_is_recorded_not_retried(server, task, store, api_key):
     result = run(task, "openai:not-the-served-model", options=_options(server), store=store, progress=False)
     assert result.df["failure"].str.startswith("fatal after 1 attempt(s): BadRequestError").all()
-    assert result.manifest["status"] == "complete-with-failures" and result.manifest["info"]["retries"] == 0
+    # every request failed: the run is "failed" (shown as such, never ranked, exit 1 from the CLI)
+    assert result.manifest["status"] == "failed" and result.failed_all and result.manifest["info"]["retries"] == 0
 
 
 def test_fine_tuned_names_are_labelled():
