@@ -36,7 +36,6 @@ before the runner creates any folder; every failure is an InputError naming the 
 """
 from __future__ import annotations
 
-import difflib
 import re
 import types
 import typing
@@ -47,6 +46,7 @@ import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import InputError
+from harness.yamlspec import did_you_mean
 
 IDENTITY = "identity"          # json_schema_extra key: False = runtime-only (not hashed)
 EXPECTED = "expected"          # json_schema_extra key: a human description of the allowed values
@@ -261,8 +261,7 @@ class Options(BaseModel):
         known = sorted(cls.model_fields)
         for name in options:
             if name not in cls.model_fields:
-                guess = difflib.get_close_matches(str(name).lower(), known, n=1, cutoff=0.6)
-                hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+                hint = did_you_mean(str(name).lower(), known)
                 advice = f"; {cls.unknown_advice}" if cls.unknown_advice else ""
                 raise InputError(f"{who}: unknown option {str(name)!r}{hint}; {who} options: {', '.join(known)}"
                                  f"{advice}", field=str(name))
