@@ -299,3 +299,29 @@ def test_hub_category_offline_is_one_line(tmp_path, tokenizer_dir, capsys, monke
                        "--tokenizer", tokenizer_dir)
     assert_one_line_error(code, err, "--hub-category", "not a category name", exit_code=2)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_report_task_page_shows_the_data_card(curated, tmp_path, capsys):
+    """A report over a store with a curated-task run and an amazon8 run: the curated task's page shows
+    its card's counts and histogram, escaped (a hostile skip reason stays text)."""
+    import os
+    import shutil
+
+    import harness
+
+    data = tmp_path / "data"
+    shutil.copytree(curated / "mini", data / "mini")
+    card_path = data / "mini" / "data_card.json"
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card["counts"]["skipped"]["<script>alert(1)</script>"] = 3
+    card_path.write_text(json.dumps(card), encoding="utf-8")
+    store = tmp_path / "runs"
+    harness.run(data / "mini" / "mini.yaml", "baseline:constant-mean", data_dir=data, store=store)
+    harness.run("amazon8", "reference:human", data_dir=os.environ.get("PRICEBENCH_DATA", "/work/shared/data"),
+                store=store)
+    code, _, err = cli(capsys, "report", "--store", store, "--out", tmp_path / "report")
+    assert code == 0, err
+    page = (tmp_path / "report" / "tasks" / "mini.html").read_text(encoding="utf-8")
+    assert "Data card" in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
+    assert f"<th>test</th><td class=\"num\">40</td>" in page and "$0.50–$10.00" in page
+    assert "Data card" not in (tmp_path / "report" / "tasks" / "amazon8.html").read_text(encoding="utf-8")
