@@ -85,6 +85,8 @@ def _odd_records(items: list[dict]) -> list[dict]:
         base | {"title": "surrogate \ud800 here", "main_category": "Home"},
         base | {"title": "numbers in description", "description": [1, 2], "main_category": "Home"},
         base | {"title": "no category", "main_category": None},
+        base | {"title": "NaN price", "price": float("nan"), "main_category": "Home"},         # NaN: not JSON
+        base | {"title": "NaN in details", "details": {"Weight": float("inf")}, "main_category": "Home"},
         {"title": "nothing else"},
     ]
 
@@ -188,17 +190,18 @@ def test_task_folder_loads_as_a_pricebench_task(curated):
 
 
 def test_every_raw_shape_is_counted_not_crashed(curated):
-    """Each odd shape of the fixture ends in its own counter (560 products + 22 listed twice + 14 odd ones)."""
+    """Each odd shape of the fixture ends in its own counter (560 products + 22 listed twice + 16 odd ones)."""
     card = json.loads((curated / "mini" / "data_card.json").read_text(encoding="utf-8"))
     counts, skipped = card["counts"], card["counts"]["skipped"]
-    assert counts["records"] == 560 + 22 + 14 and counts["records"] == counts["kept"] + sum(skipped.values())
+    assert counts["records"] == 560 + 22 + 16 and counts["records"] == counts["kept"] + sum(skipped.values())
     assert skipped["no price"] >= 100                      # null and "None"
     assert skipped["price is a range"] >= 50
-    assert skipped["price not a number"] >= 50             # "$19.99", "$1,299.00", true
+    assert skipped["price not a number"] >= 50             # "$19.99", "$1,299.00", true, NaN
     assert skipped["price out of range"] == 2              # 0.49 and 1000
     assert skipped["features not a list of strings"] >= 30
     assert skipped["description not a list of strings"] == 1
     assert skipped["details not an object"] == 2           # a list, broken JSON
+    assert skipped["details hold a non-JSON number"] == 1   # Infinity
     assert skipped["no title"] == 2 and skipped["no category"] == 2
     assert skipped["text not encodable (lone surrogate)"] == 1
     assert counts["deduplicated"] >= 5                     # the re-listed products (titles differ in case only)
@@ -284,6 +287,11 @@ def test_too_few_items_or_no_tokenizer_write_nothing(tmp_path, raw_files, tokeni
     assert_one_line_error(code, err, "missing.jsonl", "raw file not found", exit_code=2)
     code, _, err = cli(capsys, "curate", out, "--name", "x", "--tokenizer", tokenizer_dir)
     assert_one_line_error(code, err, "--raw", exit_code=2)
+    code, _, err = cli(capsys, "curate", out, "--name", "x", "--raw", raw_files[0], "--tokenizer", tokenizer_dir,
+                       "--min-tokens", "160", "--max-tokens", "160")
+    assert_one_line_error(code, err, "--min-tokens", "must be below", exit_code=2)
+    code, _, err = cli(capsys, "curate", out, "--name", "x", "--raw", raw_files[0], "--seed", "-1")
+    assert_one_line_error(code, err, "--seed", exit_code=2)
     assert not out.exists() or not any(out.iterdir())
 
 

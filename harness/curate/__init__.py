@@ -119,11 +119,11 @@ def curate(out, *, name: str, raw=(), hub_category: str | None = None, categorie
     if not rules.min_tokens < rules.max_tokens:
         raise InputError(f"--min-tokens ({rules.min_tokens}) must be below --max-tokens ({rules.max_tokens})",
                          field="--min-tokens")
+    if hub_category and (not SAFE_NAME.fullmatch(hub_category) or ".." in hub_category):
+        raise InputError(f"{hub_category!r} is not a category name (e.g. Appliances)", field="--hub-category")
     paths = [Path(p) for p in raw]
     tok = load_tokenizer(tokenizer)           # before a download of gigabytes, not after
     if hub_category:
-        if not SAFE_NAME.fullmatch(hub_category) or ".." in hub_category:
-            raise InputError(f"{hub_category!r} is not a category name (e.g. Appliances)", field="--hub-category")
         paths.append(hub_raw_file(hub_category))
     candidates, tally = read_raw(paths, tok, rules, categories=set(categories), skip_bad_lines=skip_bad_lines)
     unique, dropped = deduplicate(candidates)
