@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="task name (folder, file and id prefix)")
     p.add_argument("--raw", action="append", default=[], metavar="FILE.jsonl",
                    help="raw meta_<Category>.jsonl file, repeatable (category from the name, else main_category)")
-    p.add_argument("--hub-category", help="download raw_meta_<CATEGORY> of McAuley-Lab/Amazon-Reviews-2023")
+    p.add_argument("--hub-category", help="download raw/meta_categories/meta_<CATEGORY>.jsonl of "
+                                          "McAuley-Lab/Amazon-Reviews-2023")
     p.add_argument("--category", action="append", default=[], help="keep only this category (repeatable)")
     p.add_argument("--seed", type=_count(0, 2**32 - 1), default=42, help="sampling and split seed (default 42)")
     p.add_argument("--test-size", type=_count(1, 10_000_000), default=2000, help="test items (default 2,000)")

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.curate import MARKER, PROMPTS, curate
-from harness.curate.clean import Rules, Skip, parse_price, scrub
+from harness.curate import MARKER, PROMPTS
+from harness.curate.clean import Skip, parse_price, scrub
 from harness.data import read_items
 from harness.tasks import load_task
 from tests._hostile import assert_one_line_error, cli, snapshot
@@ -72,7 +72,8 @@ def _odd_records(items: list[dict]) -> list[dict]:
     """Shapes no amazon8 item has (file without a meta_ name: the category comes from main_category)."""
     base = _record(2, items[2]) | {"price": "42.00"}
     return [
-        base | {"title": "Ünïcode 【限定】 café — " + items[3]["title"], "main_category": "Home", "price": "613.13"},
+        base | {"title": "Ünïcode 【限定】 café — " + items[3]["title"], "main_category": "Home",
+                "price": "613.13"},
         base | {"title": "A huge title " + "word " * 4000, "main_category": "Home"},
         base | {"title": "$1,299 thing", "price": "$1,299.00", "main_category": "Home"},
         base | {"title": "list details", "details": ["a", "b"], "main_category": "Home"},
@@ -141,7 +142,8 @@ def _sha(path: Path) -> str:
 # --test-size 40 --bucket-cap 1: they pin determinism (the same raw files, options and seed give
 # byte-identical splits on every machine and run). A change to the rules, the sampling, the RNG or
 # the output format changes them: update them only on purpose, and say why in the commit.
-GOLDEN = {"test.jsonl": "eb62d1169030fe7a85ef01593fc6a9ec41237233ec105d190d29353b5cf2b3b3", "train.jsonl": "efdfd57cde68dd8cf48f205682e67949f0916e642fb043c17b913234a762d900"}
+GOLDEN = {"test.jsonl": "eb62d1169030fe7a85ef01593fc6a9ec41237233ec105d190d29353b5cf2b3b3",
+          "train.jsonl": "efdfd57cde68dd8cf48f205682e67949f0916e642fb043c17b913234a762d900"}
 
 
 def test_golden_hashes(curated):
@@ -157,6 +159,7 @@ def test_same_input_and_seed_give_byte_identical_folders(curated, raw_files, tok
     assert code == 0, err
     assert snapshot(curated / "mini") == before
     assert sorted(p.name for p in curated.iterdir()) == ["mini"]           # no temporary folder left
+    assert json.loads((curated / "mini" / MARKER).read_text())["written_by"] == "pricebench curate"
     code, _, err = _curate_cli(capsys, curated.parent / "seed7", raw_files, tokenizer_dir, "--seed", "7")
     assert code == 0, err
     other = curated.parent / "seed7" / "mini"
@@ -331,5 +334,5 @@ def test_report_task_page_shows_the_data_card(curated, tmp_path, capsys):
     assert code == 0, err
     page = (tmp_path / "report" / "tasks" / "mini.html").read_text(encoding="utf-8")
     assert "Data card" in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
-    assert f"<th>test</th><td class=\"num\">40</td>" in page and "$0.50–$10.00" in page
+    assert "<th>test</th><td class=\"num\">40</td>" in page and "$0.50–$10.00" in page
     assert "Data card" not in (tmp_path / "report" / "tasks" / "amazon8.html").read_text(encoding="utf-8")
