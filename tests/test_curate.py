@@ -336,3 +336,24 @@ def test_report_task_page_shows_the_data_card(curated, tmp_path, capsys):
     assert "Data card" in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
     assert "<th>test</th><td class=\"num\">40</td>" in page and "$0.50–$10.00" in page
     assert "Data card" not in (tmp_path / "report" / "tasks" / "amazon8.html").read_text(encoding="utf-8")
+
+
+def test_a_failure_while_writing_leaves_the_previous_folder(curated, raw_files, tokenizer_dir, capsys, monkeypatch):
+    """Disk full on the third file: the earlier curation stays byte for byte, no temporary folder stays."""
+    import errno
+
+    import harness.curate as curate_module
+
+    before, calls = snapshot(curated), []
+    real = curate_module.atomic_write
+
+    def failing(path, text):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, text)
+
+    monkeypatch.setattr(curate_module, "atomic_write", failing)
+    code, _, err = _curate_cli(capsys, curated, raw_files, tokenizer_dir, "--seed", "3")
+    assert_one_line_error(code, err, f"{curated / 'mini'}/", "disk is full", exit_code=1)
+    assert snapshot(curated) == before

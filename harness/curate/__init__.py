@@ -157,7 +157,10 @@ def _write_folder(out: Path, target: Path, files: dict[str, str]) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.curate-", suffix=".tmp", dir=out))
     try:
         for filename, text in files.items():
-            atomic_write(staging / filename, text)
+            try:
+                atomic_write(staging / filename, text)
+            except OSError as e:                   # name the file the user asked for, not the temporary one
+                raise OSError(e.errno, e.strerror, str(target / filename)) from e
         os.chmod(staging, 0o755)
         state = _state(target)                     # again: something may have appeared meanwhile
         if state == "foreign":
