@@ -8,6 +8,7 @@ pricebench verify <run-id> [--items 32]
 pricebench suite leaderboards/course.yaml [--dry-run] [--executor ray --address HOST:PORT]
 pricebench report leaderboards/course.yaml | pricebench report --store runs
 pricebench export-lm-eval amazon8 lm_eval_tasks/
+pricebench curate OUT --name NAME --raw meta_Appliances.jsonl [--tokenizer ...] [--seed 42]
 """
 from __future__ import annotations
 
@@ -202,8 +203,37 @@ def cmd_export_lm_eval(args) -> int:
     return 0
 
 
+def cmd_curate(args) -> int:
+    import shlex
+
+    from harness.curate import curate
+    from harness.curate.clean import Rules
+
+    parts = ["pricebench", "curate", args.out, "--name", args.name]
+    for flag, values in (("--raw", args.raw), ("--category", args.category)):
+        for value in values:
+            parts += [flag, value]
+    if args.hub_category:
+        parts += ["--hub-category", args.hub_category]
+    parts += ["--seed", str(args.seed), "--test-size", str(args.test_size), "--tokenizer", args.tokenizer,
+              "--min-tokens", str(args.min_tokens), "--max-tokens", str(args.max_tokens), "--min-chars",
+              str(args.min_chars), "--bucket-cap", str(args.bucket_cap), "--keep-from", str(args.keep_from)]
+    if args.skip_bad_lines:
+        parts.append("--skip-bad-lines")
+    folder = curate(args.out, name=args.name, raw=args.raw, hub_category=args.hub_category, categories=args.category,
+                    seed=args.seed, test_size=args.test_size, tokenizer=args.tokenizer,
+                    rules=Rules(args.min_tokens, args.max_tokens, args.min_chars), bucket_cap=args.bucket_cap,
+                    keep_from=args.keep_from, skip_bad_lines=args.skip_bad_lines, command=shlex.join(parts))
+    card = json.loads((folder / "data_card.json").read_text(encoding="utf-8"))["counts"]
+    print(f"wrote {folder}: {card['test']:,} test + {card['train']:,} train items from {card['records']:,} records "
+          f"({card['kept']:,} kept, {card['deduplicated']:,} duplicates); see {folder / 'DATA_CARD.md'}\n"
+          f"  pricebench run --task {folder / (args.name + '.yaml')} --data-dir {folder.parent} --model ...")
+    return 0
+
+
 VERBS = {"tasks": cmd_tasks, "run": cmd_run, "show": cmd_show, "verify": cmd_verify, "compare": cmd_compare,
-         "suite": cmd_suite, "report": cmd_report, "export-lm-eval": cmd_export_lm_eval}
+         "suite": cmd_suite, "report": cmd_report, "export-lm-eval": cmd_export_lm_eval,
+         "curate": cmd_curate}
 
 
 def _interrupt(signum, frame):

@@ -120,4 +120,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=_count(1, 4096), default=6, help="generation budget (default 6, as hf:)")
     p.add_argument("--prompt", choices=["base", "chat"], default="base",
                    help="base completion prompt, or the chat prompt (run with lm_eval --apply_chat_template)")
+
+    p = add("curate", help="build a task folder from raw Amazon Reviews 2023 metadata (the course's rules)")
+    p.add_argument("out", help="folder to write OUT/NAME/ into (use OUT as --data-dir for the task)")
+    p.add_argument("--name", required=True, help="task name (folder, file and id prefix)")
+    p.add_argument("--raw", action="append", default=[], metavar="FILE.jsonl",
+                   help="raw meta_<Category>.jsonl file, repeatable (category from the name, else main_category)")
+    p.add_argument("--hub-category", help="download raw/meta_categories/meta_<CATEGORY>.jsonl of "
+                                          "McAuley-Lab/Amazon-Reviews-2023")
+    p.add_argument("--category", action="append", default=[], help="keep only this category (repeatable)")
+    p.add_argument("--seed", type=_count(0, 2**32 - 1), default=42, help="sampling and split seed (default 42)")
+    p.add_argument("--test-size", type=_count(1, 10_000_000), default=2000, help="test items (default 2,000)")
+    p.add_argument("--tokenizer", default="meta-llama/Meta-Llama-3.1-8B", help="tokenizer name or folder")
+    p.add_argument("--min-tokens", type=_count(1, 100_000), default=150, help="more tokens needed (default 150)")
+    p.add_argument("--max-tokens", type=_count(2, 100_000), default=160, help="cut to this many (default 160)")
+    p.add_argument("--min-chars", type=_count(0, 10_000_000), default=300, help="more characters needed (default 300)")
+    p.add_argument("--bucket-cap", type=_count(1, 10_000_000), default=1200,
+                   help="items per $1 price slot before sampling (default 1,200, the course's)")
+    p.add_argument("--keep-from", type=_count(1, 1000), default=240,
+                   help="slots from this price up are kept whole (default 240, the course's)")
+    p.add_argument("--skip-bad-lines", action="store_true",
+                   help="count raw lines that are not JSON objects in the data card instead of stopping")
     return parser

@@ -116,13 +116,14 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
     ranked = {t: rank(by_task[t]) for t in tasks}
     groups = {t: comparisons(by_task[t]) for t in tasks}
     notes = {t: _task_note(by_task[t]) for t in tasks}
+    cards = {t: card for t in tasks if (card := _data_card(by_task[t], t))}
 
     env = environment()
     built = dt.datetime.now(dt.timezone.utc)
     common = {"board": board, "built": built.strftime("%Y-%m-%d %H:%M UTC"),
               "version": _version(), "scoring": SCORING_VERSION, "samples": f"{BOOTSTRAP_SAMPLES:,}",
               "seed": BOOTSTRAP_SEED, "ranked": ranked, "missing": missing_by_task, "groups": groups,
-              "task_notes": notes, "unplaced": missing_by_task.get(None, [])}
+              "task_notes": notes, "unplaced": missing_by_task.get(None, []), "cards": cards}
 
     marker = {"written_by": "pricebench", "version": _version(), "board": board.name,
               "built": built.isoformat(timespec="seconds")}
@@ -164,6 +165,41 @@ def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
         out[name] = pd.Series([("'" + v) if isinstance(v, str) and v.startswith(FORMULA_START) else v
                                for v in column.tolist()], index=out.index, dtype=object)
     return out
+
+
+def _data_card(entries: list[Entry], task: str) -> dict | None:
+    """The counts and histogram of a curated task's data card (`pricebench curate` writes
+    <data dir>/<task>/data_card.json), read from where its runs loaded the data; None if absent or
+    unusable: a report never fails on a card. Only numbers and short names are kept."""
+    from harness.jsonio import read_json
+
+    def count(v):
+        return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+    for source in dict.fromkeys(e.manifest.get("data_source") for e in entries if isinstance(e.manifest, dict)):
+        if not isinstance(source, str) or source in ("", "hub"):
+            continue
+        try:
+            path = Path(source) / task / "data_card.json"
+            if path.stat().st_size > 1_000_000:
+                continue
+            card = read_json(path)
+            if card.get("written_by") != "pricebench curate":
+                continue
+            counts, hist = card["counts"], card["price_histogram"]
+            steps = {k: count(counts[k]) for k in ("records", "kept", "deduplicated", "sampled", "test", "train")}
+            skipped = {str(k)[:80]: count(v) for k, v in counts["skipped"].items()}
+            rows = [(f"${r['low']:,.2f}–${r['high']:,.2f}", count(r["count"]), count(t["count"]))
+                    for r, t in zip(hist["test"], hist["train"])]
+            if None in steps.values() or None in skipped.values() or any(None in r for r in rows) or not rows:
+                continue
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+            continue
+        top = max(max(r[1], r[2]) for r in rows) or 1
+        return {"path": str(path), "steps": steps, "skipped": skipped,
+                "histogram": [(label, n_test, n_train, "#" * round(30 * n_test / top), "#" * round(30 * n_train / top))
+                              for label, n_test, n_train in rows]}
+    return None
 
 
 def _task_note(entries: list[Entry]) -> str:
