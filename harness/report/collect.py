@@ -86,8 +86,11 @@ class Entry:
 
     @property
     def rankable(self) -> bool:
-        """Only a row with a finite MAE, RMSLE and hit rate is ranked."""
+        """Only a row with a finite MAE, RMSLE and hit rate is ranked (a published figure: its MAE;
+        the 2025 edition published no RMSLE or hits)."""
         s = self.shown
+        if self.provenance == "published":
+            return s["mae"] is not None
         return s["mae"] is not None and s["rmsle"] is not None and s["hit_rate"] is not None
 
     @property
@@ -138,6 +141,11 @@ def displayed_fields(e: Entry) -> dict:
     shown["verified"] = (f"{last.get('identical')}/{last.get('checked')} replies identical on re-run "
                          f"({last.get('at')})") if last else None
     shown["mixed"] = bool(man.get("mixed"))
+    # MSE and R2: only where the run's task chose them as headline metrics (the 2025 edition)
+    headline = _mapping(_mapping(man.get("identity")).get("task")).get("metrics") or []
+    headline = headline if isinstance(headline, list) else []
+    for name in ("mse", "r2"):
+        shown[name] = _number(m.get(name)) if name in headline else None
     return shown
 
 
