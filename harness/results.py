@@ -49,6 +49,9 @@ class RunResult:
                             ("hit_rate", "hits {:.1f}%")):
             if name in headline and m.get(name) is not None:
                 text += "  " + shown.format(m[name])
+        normal = m.get("mae_ci_normal")
+        if "mse" in headline and isinstance(normal, list) and len(normal) == 2 and None not in normal:
+            text += f"  normal 95% CI [${normal[0]:,.2f}, ${normal[1]:,.2f}]"   # the 2025 evaluator's
         if self.state != "complete":
             total = self.manifest.get("n_items", "?")
             text += f"  [{self.state.upper()}: {m['n']} of {total} items]"
