@@ -119,3 +119,15 @@ def test_report_shows_r2_for_amazon25_only(tmp_path, data_dir, store):
     assert np.isnan(a8["r2"]) and np.isnan(a8["mse"])
     html = (index.parent / "tasks" / "amazon25.html").read_text(encoding="utf-8")
     assert "R²" in html and "R²" not in (index.parent / "tasks" / "amazon8.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_transformers_model_runs_on_amazon25_with_the_frontier_prompt(data_dir, store):
+    pytest.importorskip("torch")
+    result = harness.run("amazon25", "hf:smollm2-135m-instruct", prompt="chat", eval_slice="0:6",
+                         options={"batch_size": 6}, data_dir=data_dir, store=store)
+    assert result.metrics["n"] == 6 and "r2" in result.metrics and result.metrics["mse"] > 0
+    assert result.df["raw"].notna().all() and not result.df["failure"].notna().any()
+    stored = json.loads((result.path / "manifest.json").read_text())
+    assert stored["prompt_style"] == "chat" and "train_excluded" not in stored      # it never trained
+    assert "R² " in result.summary()
