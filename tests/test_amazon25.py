@@ -131,3 +131,19 @@ def test_transformers_model_runs_on_amazon25_with_the_frontier_prompt(data_dir, 
     stored = json.loads((result.path / "manifest.json").read_text())
     assert stored["prompt_style"] == "chat" and "train_excluded" not in stored      # it never trained
     assert "R² " in result.summary()
+
+
+@pytest.mark.parametrize("old, new, field", [
+    ("truncate: {tokens: 110,", "truncate: {tokens: 0,", "prompts.truncate.tokens"),
+    ("truncate: {tokens: 110,", "truncate: {tokenz: 110,", "prompts.truncate.tokenz"),
+    ("text_field: summary", "text_field: 5", "source.hub.text_field"),
+    ("metrics: [mae, mse, r2]", "metrics: [mse, r2]", "metrics"),
+    ("n: 100, mae: 87.62}", "n: 100, mae: 87.62, r2: 3}", "published.5.r2"),
+])
+def test_new_task_keys_are_checked_with_file_line_and_field(tmp_path, data_dir, old, new, field):
+    text = load_task("amazon25").spec.path.read_text()
+    assert old in text
+    (tmp_path / "bad.yaml").write_text(text.replace(old, new, 1))
+    with pytest.raises(InputError) as err:
+        load_task(tmp_path / "bad.yaml", data_dir=data_dir)
+    assert err.value.field == field and err.value.line and err.value.path == tmp_path / "bad.yaml"
