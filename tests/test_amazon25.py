@@ -147,3 +147,33 @@ def test_new_task_keys_are_checked_with_file_line_and_field(tmp_path, data_dir, 
     with pytest.raises(InputError) as err:
         load_task(tmp_path / "bad.yaml", data_dir=data_dir)
     assert err.value.field == field and err.value.line and err.value.path == tmp_path / "bad.yaml"
+
+
+def test_hub_source_reads_the_summary_field(tmp_path, data_dir, monkeypatch):
+    """`ed-donner/items_full` laid out locally: the `summary` column is the text, `title` the title."""
+    items = read_items(data_dir / "amazon25" / "test.jsonl")
+    pool = read_items(data_dir / "pool" / "train.jsonl")[:50]
+    repo = tmp_path / "items_full"
+    (repo / "data").mkdir(parents=True)
+    for split, rows in (("test", items), ("train", pool)):
+        pd.DataFrame({"title": [i.title for i in rows], "summary": [i.text for i in rows],
+                      "category": [i.category for i in rows], "price": [i.price for i in rows]}
+                     ).to_parquet(repo / "data" / f"{split}-00000-of-00001.parquet")
+    spec = load_task("amazon25").spec.path.read_text().replace("ed-donner/items_full", str(repo))
+    (tmp_path / "a25-hub.yaml").write_text(spec)
+    monkeypatch.delenv("PRICEBENCH_DATA", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    task = load_task(tmp_path / "a25-hub.yaml")
+    loaded = task.eval_items()
+    assert not task.is_local and len(loaded) == 100
+    assert [(i.id, i.title, i.text, i.price) for i in loaded] == [(i.id, i.title, i.text, i.price) for i in items]
+    assert task.eval_hash == load_task("amazon25", data_dir=data_dir).eval_hash
+    assert [i.text for i in task.train_items()] == [i.text for i in pool]
+
+
+def test_published_rows_without_per_item_data_run_as_published_figures(data_dir, store):
+    result = harness.run("amazon25", "reference:gpt-5.1", data_dir=data_dir, store=store)
+    assert result.published and result.metrics["mae"] == 44.74 and result.metrics["n"] == 200
+    with pytest.raises(InputError):
+        harness.run("amazon25", "reference:gpt-5.2", data_dir=data_dir, store=store)

@@ -109,8 +109,10 @@ class ReferencePredictor(Predictor):
         return runs[self.run_name]
 
     def published(self, task) -> dict | None:
-        """The course's published row, for when no per-item file is available."""
-        if task.references_path is not None:
+        """The course's published row, for when no per-item file is available (or it does not
+        hold this run: the 2025 edition's models exist only as published figures)."""
+        if task.references_path is not None and (self.run_name in read_references(task.references_path)
+                                                 or self.run_name not in {r["run"] for r in task.published}):
             return None
         for row in task.published:
             if row["run"] == self.run_name:
