@@ -25,18 +25,24 @@ from harness.jsonio import finite_json
 def cmd_tasks(args) -> int:
     from harness.tasks import all_tasks
 
-    print(f"{'task':<14}{'eval slice':<12}{'eval items':>11}{'train items':>13}  {'data hash':<18}source")
-    for task in all_tasks(data_dir=args.data_dir):
+    print(f"{'task':<14}{'eval slice':<12}{'eval items':>11}{'train items':>13}{'excluded':>10}  "
+          f"{'data hash':<18}source")
+    for task in all_tasks(data_dir=args.data_dir, strict=args.strict):
         where = str(task.data_dir) if task.is_local else task.spec["source"]["hub"]["dataset"] + " (hub)"
-        print(f"{task.name:<14}{task.eval_slice:<12}{len(task.eval_items()):>11,}{len(task.train_items()):>13,}  "
-              f"{task.eval_hash:<18}{where}")
+        print(f"{task.name:<14}{task.eval_slice:<12}{len(task.eval_items()):>11,}{len(task.train_items()):>13,}"
+              f"{len(task.train_excluded):>10,}  {task.eval_hash:<18}{where}")
     return 0
 
 
 def cmd_run(args) -> int:
     from harness.runner import run
+    from harness.tasks import load_task
 
-    result = run(args.task, args.model, quant=args.quant, prompt=args.prompt, options=parse_options(args.option),
+    task = args.task
+    if args.strict:            # refuse a train split that holds a copy of an evaluation item
+        task = load_task(args.task, data_dir=args.data_dir, eval_slice=args.slice, strict=True)
+        task.train_items()
+    result = run(task, args.model, quant=args.quant, prompt=args.prompt, options=parse_options(args.option),
                  eval_slice=args.slice, data_dir=args.data_dir, store=args.store, allow_mixed=args.allow_mixed)
     for note in result.notes:
         print(f"pricebench: {note}", file=sys.stderr)

@@ -59,6 +59,9 @@ def _common(suppress: bool) -> argparse.ArgumentParser:
                         **default)
     common.add_argument("--store", help="run store folder (default $PRICEBENCH_STORE or ./runs)", **default)
     common.add_argument("--debug", action="store_true", help="show the full traceback of an error", **default)
+    common.add_argument("--strict", action="store_true", **default,
+                        help="tasks/run: a train item that duplicates an evaluation item by title or text is an "
+                             "error (default: it is excluded and counted)")
     return common
 
 

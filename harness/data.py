@@ -153,6 +153,12 @@ def _check_item(obj, path, line, seen) -> Item:
 
 def read_items(path, item_slice=None) -> list[Item]:
     """Read and validate a whole JSONL file, then cut the slice (ids are checked file-wide)."""
+    items, _ = read_items_with_lines(path, item_slice)
+    return items
+
+
+def read_items_with_lines(path, item_slice=None) -> tuple[list[Item], list[int]]:
+    """read_items, plus each item's line number in the file (for errors that point at a line)."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -160,7 +166,7 @@ def read_items(path, item_slice=None) -> list[Item]:
         raise InputError("data file not found (set --data-dir or PRICEBENCH_DATA)", path=path) from None
     except IsADirectoryError:
         raise InputError("is a folder, not a JSONL data file", path=path) from None
-    items, seen = [], {}
+    items, lines, seen = [], [], {}
     for number, line_bytes in enumerate(raw.split(b"\n"), start=1):
         if not line_bytes.strip():
             continue
@@ -170,36 +176,45 @@ def read_items(path, item_slice=None) -> list[Item]:
             raise InputError(f"invalid UTF-8 at byte {e.start}", path=path, line=number) from None
         obj = strict_json(line, path=path, line=number)
         items.append(_check_item(obj, path, number, seen))
+        lines.append(number)
     if not items:
         raise InputError("holds no items", path=path)
-    return items[item_slice] if item_slice is not None else items
+    if item_slice is None:
+        return items, lines
+    return items[item_slice], lines[item_slice]
 
 
-def items_from_hub_rows(rows, id_prefix: str, source: str, indices=None) -> list[Item]:
+def items_from_hub_rows(rows, id_prefix: str, source: str, indices=None, text_field: str = "text") -> list[Item]:
     """Rows of `ed-donner/pricer-data` style datasets (columns text, price) -> Items.
 
     The hub's `text` is the whole training prompt (question, body, 'Price is $NN.00');
-    we keep the body only, so our own prompt templates apply as for local data.
+    we keep the body only, so our own prompt templates apply as for local data. Another
+    `text_field` (the 2025 edition's `summary`) is the body as it is, with the row's `title`.
     """
     items = []
     for i, row in zip(indices if indices is not None else range(len(rows)), rows):
-        text = row["text"]
-        body = text[len(BASE_QUESTION):] if text.startswith(BASE_QUESTION) else text
-        body = PRICE_SUFFIX.sub("", body).strip()
-        obj = {"id": f"{id_prefix}-{i:04d}", "title": body.split("\n", 1)[0], "text": body,
+        text = row[text_field]
+        if text_field == "text":
+            body = text[len(BASE_QUESTION):] if text.startswith(BASE_QUESTION) else text
+            body = PRICE_SUFFIX.sub("", body).strip()
+            title = body.split("\n", 1)[0]
+        else:
+            body, title = text, row.get("title") or text.split("\n", 1)[0]
+        obj = {"id": f"{id_prefix}-{i:04d}", "title": title, "text": body,
                "details": None, "category": row.get("category"), "price": row["price"]}
         items.append(_check_item(obj, source, i + 1, {}))
     return items
 
 
-def load_hub_items(dataset: str, split: str, id_prefix: str, item_slice=None, cache_dir=None) -> list[Item]:
+def load_hub_items(dataset: str, split: str, id_prefix: str, item_slice=None, cache_dir=None,
+                   text_field: str = "text") -> list[Item]:
     """Load a split from the hub (or a local folder laid out like a hub dataset repo)."""
     import datasets
 
     ds = datasets.load_dataset(dataset, split=split, cache_dir=cache_dir)
     indices = range(len(ds))[item_slice] if item_slice is not None else range(len(ds))
     rows = ds.select(indices)
-    return items_from_hub_rows(rows, id_prefix, f"{dataset}[{split}]", indices)
+    return items_from_hub_rows(rows, id_prefix, f"{dataset}[{split}]", indices, text_field)
 
 
 def data_hash(items) -> str:
@@ -209,3 +224,36 @@ def data_hash(items) -> str:
         h.update(json.dumps([item.id, item.text, item.details, item.price], ensure_ascii=False).encode())
         h.update(b"\n")
     return h.hexdigest()[:16]
+
+
+# --- leakage by content: the same product under another id -----------------------------------
+TITLE_CHARS = 40   # the course's evaluator (and the data README's "Overlap") compares 40 characters
+_PUNCT = re.compile(r"[^\w\s]")
+
+
+def normalize(text: str | None) -> str:
+    """Lowercase, punctuation stripped, whitespace collapsed: what two copies of an item share."""
+    return " ".join(_PUNCT.sub("", (text or "").lower()).split())
+
+
+def content_keys(item: Item) -> list[tuple[str, str]]:
+    """(field, key) pairs that identify an item's content: its title's first 40 normalized
+    characters and its whole normalized text (empty keys never match)."""
+    keys = [("title", normalize(item.title)[:TITLE_CHARS]), ("text", normalize(item.text))]
+    return [(name, key) for name, key in keys if key]
+
+
+def content_duplicates(train, evaluation) -> list[tuple[int, Item, str]]:
+    """For each train item whose normalized title or text equals an evaluation item's:
+    (its index in `train`, the evaluation item, the field that matched)."""
+    index = {}
+    for item in evaluation:
+        for key in content_keys(item):
+            index.setdefault(key, item)
+    found = []
+    for n, item in enumerate(train):
+        for key in content_keys(item):
+            if key in index:
+                found.append((n, index[key], key[0]))
+                break
+    return found

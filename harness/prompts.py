@@ -2,15 +2,18 @@
 
 Base models continue `...Price is $`; chat models get a system + user message that asks
 for a number, with the assistant's turn started as `Price is $` (the course's frontier
-prompt). Both renderings are hashed into the run identity and per item.
+prompt; an empty system message is left out, as in the 2025 edition's prompt). A task may
+cut the base prompt's text to N tokens of a named tokenizer (`prompts.truncate`). Both renderings are hashed into the run identity and per item.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
 
 from harness.data import Item
+from harness.errors import InputError
 
 STYLES = ("base", "chat")
 
@@ -20,8 +23,8 @@ def render_base(template: str, item: Item) -> str:
 
 
 def render_chat(template: dict, item: Item) -> list[dict]:
-    messages = [{"role": "system", "content": template["system"]},
-                {"role": "user", "content": template["user"].replace("{text}", item.text)}]
+    messages = [{"role": "system", "content": template["system"]}] if template.get("system") else []
+    messages.append({"role": "user", "content": template["user"].replace("{text}", item.text)})
     if template.get("assistant_prefix"):
         messages.append({"role": "assistant", "content": template["assistant_prefix"]})
     return messages
@@ -42,9 +45,45 @@ class Request:
         return hashlib.sha256((payload or "").encode()).hexdigest()[:12]
 
 
-def build_requests(task, items, style: str) -> list[Request]:
+def load_tokenizer(name: str, *, path=None, field="prompts.truncate.tokenizer"):
+    """A tokenizer by hub name or local folder (transformers' AutoTokenizer), or one InputError."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise InputError(f"tokenizer {name!r}: transformers is not installed (pip install transformers)",
+                         path=path, field=field) from None
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except Exception as e:  # noqa: BLE001 - offline, gated or missing: one line naming the field
+        first = " ".join(str(e).split())[:160]
+        raise InputError(f"tokenizer {name!r} is not available (offline or gated? give a local folder): {first}",
+                         path=path, field=field) from None
+
+
+def truncate_items(task, items) -> list[Item]:
+    """The base prompt's cut: each text's first N tokens of the named tokenizer (encoded without
+    special tokens, decoded back), as the 2025 edition's fine-tuned Llama saw it."""
+    cut = getattr(task, "truncate", None)
+    if not cut:
+        return list(items)
+    tokenizer = load_tokenizer(cut["tokenizer"], path=task.spec.path)
+    out = []
+    for item in items:
+        ids = tokenizer.encode(item.text, add_special_tokens=False)
+        text = item.text if len(ids) <= cut["tokens"] else \
+            tokenizer.decode(ids[:cut["tokens"]], skip_special_tokens=True)
+        out.append(dataclasses.replace(item, text=text))
+    return out
+
+
+def build_requests(task, items, style: str, *, reads_prompt: bool = True) -> list[Request]:
+    """reads_prompt=False (recorded runs, baselines: they see the item, not the prompt) skips the
+    tokenizer cut, so such a run needs no tokenizer."""
     if style not in STYLES:
         raise ValueError(f"prompt style must be one of {STYLES}, got {style!r}")
     if style == "base":
-        return [Request(item, "base", prompt=render_base(task.base_template, item)) for item in items]
+        originals = list(items)
+        shown = truncate_items(task, originals) if reads_prompt else originals
+        return [Request(item, "base", prompt=render_base(task.base_template, cut))
+                for item, cut in zip(originals, shown)]
     return [Request(item, "chat", messages=tuple(render_chat(task.chat_template, item))) for item in items]

@@ -43,8 +43,15 @@ class RunResult:
     def summary(self) -> str:
         m = self.metrics
         ci = "" if self.published else f"  95% CI [${m['mae_ci_low']:,.2f}, ${m['mae_ci_high']:,.2f}]"
-        text = (f"{self.label} on {self.manifest.get('task')}: MAE ${m['mae']:,.2f}{ci}  RMSLE {m['rmsle']:.2f}"
-                f"  hits {m['hit_rate']:.1f}%")
+        text = f"{self.label} on {self.manifest.get('task')}: MAE ${m['mae']:,.2f}{ci}"
+        headline = ((self.manifest.get("identity") or {}).get("task") or {}).get("metrics") or ["rmsle", "hit_rate"]
+        for name, shown in (("mse", "MSE {:,.0f}"), ("r2", "R² {:.3f}"), ("rmsle", "RMSLE {:.2f}"),
+                            ("hit_rate", "hits {:.1f}%")):
+            if name in headline and m.get(name) is not None:
+                text += "  " + shown.format(m[name])
+        normal = m.get("mae_ci_normal")
+        if "mse" in headline and isinstance(normal, list) and len(normal) == 2 and None not in normal:
+            text += f"  normal 95% CI [${normal[0]:,.2f}, ${normal[1]:,.2f}]"   # the 2025 evaluator's
         if self.state != "complete":
             total = self.manifest.get("n_items", "?")
             text += f"  [{self.state.upper()}: {m['n']} of {total} items]"
@@ -95,8 +102,9 @@ def load_run(path) -> RunResult:
 
 def published_result(task_name: str, model: str, row: dict) -> RunResult:
     """The one constructor of a published figure (no per-item data): runs, suites and reports use it."""
-    m = {"n": int(row.get("n", 250)), "mae": float(row["mae"]), "rmsle": float(row["rmsle"]),
-         "hit_rate": float(row["hit_rate"]), "scoring_version": SCORING_VERSION}
+    # a figure the source did not publish (the 2025 edition has no RMSLE or hits) stays None
+    m = {"n": int(row.get("n", 250)), "mae": float(row["mae"]), "scoring_version": SCORING_VERSION,
+         **{key: (float(row[key]) if row.get(key) is not None else None) for key in ("rmsle", "hit_rate", "mse", "r2")}}
     manifest = {"task": task_name, "model": model, "label": row.get("label") or model,
                 "kind": row.get("kind", "reference"), "provenance": "published", "source": row.get("source")}
     return RunResult(run_id=None, path=None, manifest=manifest, metrics=m, df=pd.DataFrame(), published=True)

@@ -116,7 +116,9 @@ def _todo(done: dict, requests) -> list:
 def _run(task: Task, predictor, store: RunStore, progress, allow_mixed: bool = False) -> RunResult:
     spec = predictor.spec
     items = task.eval_items()
-    requests = build_requests(task, items, predictor.prompt_style)
+    # a predictor that takes no --prompt (recorded runs, baselines) never reads the prompt text
+    requests = build_requests(task, items, predictor.prompt_style,
+                              reads_prompt=tuple(getattr(predictor, "prompts", ())) != (None,))
     identity, rid = run_identity(task, spec, predictor)
     folder = store.folder(rid)
     seen = folder.inspect()
@@ -146,6 +148,9 @@ def _run(task: Task, predictor, store: RunStore, progress, allow_mixed: bool = F
         if todo and not prepared:
             predictor.prepare(task)
         manifest = _manifest(seen, rid, task, spec, predictor, identity, items)
+        excluded = task.train_exclusions_if_loaded()
+        if excluded is not None:   # the predictor trained: the items the leakage guard left out
+            manifest["train_excluded"] = {"count": len(excluded), "items": excluded}
         session = {"started": _now(), "items": len(todo), "resumed_from": len(done)}
         if todo:
             session["environment"] = predictor.environment()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from harness.data import Item, data_hash, load_hub_items, parse_slice, read_items
+from harness.data import Item, content_duplicates, data_hash, load_hub_items, parse_slice, read_items, read_items_with_lines
 from harness.errors import InputError
 from harness.yamlspec import Spec, check_keys, check_name, did_you_mean, load_spec
 
@@ -30,6 +30,7 @@ class Task:
     spec: Spec
     data_dir: Path | None = None
     eval_slice_override: str | None = None
+    strict: bool = False            # a content duplicate of an evaluation item in the train split is an error
     _cache: dict = field(default_factory=dict, repr=False)
 
     # --- the spec --------------------------------------------------------------------
@@ -58,6 +59,16 @@ class Task:
         return list(self.spec.get("published") or [])
 
     @property
+    def metrics(self) -> list[str]:
+        """The headline metrics the task's tables show (default: the course's MAE, RMSLE, hits)."""
+        return list(self.spec.get("metrics") or DEFAULT_METRICS)
+
+    @property
+    def truncate(self) -> dict | None:
+        """The base prompt's cut of the item text: {tokens, tokenizer} (the 2025 Llama prompt)."""
+        return self.spec["prompts"].get("truncate")
+
+    @property
     def is_local(self) -> bool:
         return self.data_dir is not None
 
@@ -71,7 +82,8 @@ class Task:
                 self._cache["test"] = read_items(self._local("test"))
             else:
                 hub = self.spec["source"]["hub"]
-                self._cache["test"] = load_hub_items(hub["dataset"], hub.get("test_split", "test"), hub["id_prefix"])
+                self._cache["test"] = load_hub_items(hub["dataset"], hub.get("test_split", "test"), hub["id_prefix"],
+                                                     text_field=hub.get("text_field", "text"))
         return self._cache["test"]
 
     def eval_items(self) -> list[Item]:
@@ -82,14 +94,19 @@ class Task:
         return items
 
     def train_items(self) -> list[Item]:
-        """The train split: the course's pool plus this task's unused test items (250-1999)."""
+        """The train split (e.g. the course's pool plus this task's unused test items), without any
+        item that is an evaluation item by id (an error) or by content (excluded and counted:
+        `train_excluded`; an error when the task is strict)."""
         if "train" in self._cache:
             return self._cache["train"]
-        items: list[Item] = []
+        items, origins = [], []          # origins[i]: (file or dataset, line or row) of items[i]
         if self.is_local:
             for n, part in enumerate(self.spec["source"]["local"]["train"]):
                 s = parse_slice(part.get("slice"), path=self.spec.path, field=f"source.local.train.{n}.slice")
-                items += read_items(self.data_dir / part["file"], s)
+                path = self.data_dir / part["file"]
+                got, lines = read_items_with_lines(path, s)
+                items += got
+                origins += [(path, line) for line in lines]
         else:
             hub = self.spec["source"]["hub"]
             for n, part in enumerate(hub["train"]):
@@ -97,14 +114,37 @@ class Task:
                 # test-split items keep the eval ids (amazon8-0250...); other splits get their own
                 prefix = hub["id_prefix"] if part["split"] == hub.get("test_split", "test") \
                     else f"{hub['id_prefix']}-{part['split']}"
-                items += load_hub_items(hub["dataset"], part["split"], prefix, s)
-        eval_ids = {item.id for item in self.eval_items()}
+                got = load_hub_items(hub["dataset"], part["split"], prefix, s, text_field=hub.get("text_field", "text"))
+                items += got
+                origins += [(f"{hub['dataset']}[{part['split']}]", None)] * len(got)
+        evaluation = self.eval_items()
+        eval_ids = {item.id for item in evaluation}
         leaked = [item.id for item in items if item.id in eval_ids]
         if leaked:
             raise InputError(f"train split contains evaluation items ({leaked[0]}, ...)", path=self.spec.path,
                              line=self.spec.line_of("source"), field="source.train")
+        duplicates = content_duplicates(items, evaluation)
+        if duplicates and self.strict:
+            n, twin, by = duplicates[0]
+            path, line = origins[n]
+            raise InputError(f"train item {items[n].id} duplicates evaluation item {twin.id} by {by} "
+                             f"({len(duplicates)} such train item(s); without --strict they are excluded)",
+                             path=path, line=line, field=by)
+        self._cache["excluded"] = [{"id": items[n].id, "duplicates": twin.id, "by": by} for n, twin, by in duplicates]
+        dropped = {n for n, _, _ in duplicates}
+        items = [item for n, item in enumerate(items) if n not in dropped]
         self._cache["train"] = items
         return items
+
+    @property
+    def train_excluded(self) -> list[dict]:
+        """Train items left out as content duplicates of evaluation items: {id, duplicates, by}."""
+        self.train_items()
+        return list(self._cache["excluded"])
+
+    def train_exclusions_if_loaded(self) -> list[dict] | None:
+        """train_excluded when the train split was already loaded (None: nothing used it)."""
+        return list(self._cache["excluded"]) if "excluded" in self._cache else None
 
     @property
     def references_path(self) -> Path | None:
@@ -124,21 +164,27 @@ class Task:
 
     def identity(self) -> dict:
         """What a run's identity takes from the task: the evaluated data and the prompts."""
-        return {"name": self.name, "eval_slice": self.eval_slice, "eval_hash": self.eval_hash,
-                "prompts": self.spec["prompts"]}
+        identity = {"name": self.name, "eval_slice": self.eval_slice, "eval_hash": self.eval_hash,
+                    "prompts": self.spec["prompts"]}
+        if self.spec.get("metrics") and self.metrics != DEFAULT_METRICS:
+            identity["metrics"] = self.metrics     # only tasks that choose other headline metrics
+        return identity
 
 
 # The schema's keys at every level: an unknown key is a typo (`eval_slise` would silently
 # evaluate all 2,000 items), so it is refused with a "did you mean".
-TOP_KEYS = {"name", "description", "eval_slice", "source", "prompts", "published", "published_source"}
+TOP_KEYS = {"name", "description", "eval_slice", "metrics", "source", "prompts", "published", "published_source"}
+DEFAULT_METRICS = ["mae", "rmsle", "hit_rate"]              # the course's 2024 tester (course-v1)
+METRICS = ("mae", "rmsle", "hit_rate", "mse", "r2")       # r2, mse: the 2025 edition's evaluator
 SOURCE_KEYS = {"local", "hub"}
 LOCAL_KEYS = {"test", "references", "train"}
 LOCAL_TRAIN_KEYS = {"file", "slice"}
-HUB_KEYS = {"dataset", "id_prefix", "test_split", "train"}
+HUB_KEYS = {"dataset", "id_prefix", "test_split", "text_field", "train"}
 HUB_TRAIN_KEYS = {"split", "slice"}
-PROMPT_KEYS = {"base", "chat"}
+PROMPT_KEYS = {"base", "chat", "truncate"}
+TRUNCATE_KEYS = {"tokens", "tokenizer"}
 CHAT_KEYS = {"system", "user", "assistant_prefix"}
-PUBLISHED_KEYS = {"run", "label", "kind", "source", "n", "mae", "rmsle", "hit_rate"}
+PUBLISHED_KEYS = {"run", "label", "kind", "source", "n", "mae", "rmsle", "hit_rate", "mse", "r2"}
 
 
 def _mapping(spec: Spec, allowed, *keys) -> dict:
@@ -176,7 +222,7 @@ def _validate(spec: Spec) -> Spec:
             parse_slice(part.get("slice"), path=spec.path, field=f"source.local.train.{n}.slice")
     if "hub" in source:
         hub = _mapping(spec, HUB_KEYS, "source", "hub")
-        for key in ("dataset", "id_prefix"):
+        for key in ("dataset", "id_prefix") + (("text_field",) if "text_field" in hub else ()):
             spec.require("source", "hub", key, kind=str)
         if "test_split" in hub:
             spec.require("source", "hub", "test_split", kind=str)
@@ -184,7 +230,20 @@ def _validate(spec: Spec) -> Spec:
             _mapping(spec, HUB_TRAIN_KEYS, "source", "hub", "train", n)
             spec.require("source", "hub", "train", n, "split", kind=str)
             parse_slice(part.get("slice"), path=spec.path, field=f"source.hub.train.{n}.slice")
-    _mapping(spec, PROMPT_KEYS, "prompts")
+    if spec.get("metrics") is not None:
+        for n, name in enumerate(spec.require("metrics", kind=list)):
+            if name not in METRICS:
+                raise spec.error(f"unknown metric {name!r}{did_you_mean(str(name), METRICS)} "
+                                 f"(known: {', '.join(METRICS)})", "metrics", n)
+        if "mae" not in spec["metrics"]:
+            raise spec.error("must include mae (every table ranks by it)", "metrics")
+    prompts = _mapping(spec, PROMPT_KEYS, "prompts")
+    if "truncate" in prompts:
+        _mapping(spec, TRUNCATE_KEYS, "prompts", "truncate")
+        tokens = spec.require("prompts", "truncate", "tokens")
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or not 1 <= tokens <= 100_000:
+            raise spec.error(f"must be a whole number of tokens, got {tokens!r}", "prompts", "truncate", "tokens")
+        spec.require("prompts", "truncate", "tokenizer", kind=str)
     base = spec.require("prompts", "base", kind=str)
     if "{text}" not in base:
         raise spec.error("must contain {text}", "prompts", "base")
@@ -202,13 +261,18 @@ def _validate(spec: Spec) -> Spec:
         for n, row in enumerate(spec.require("published", kind=list)):
             _mapping(spec, PUBLISHED_KEYS, "published", n)
             spec.require("published", n, "run", kind=str)
-            for key in ("mae", "rmsle", "hit_rate"):
+            # mae always; the other figures where the task's headline metrics ask for them
+            wanted = [k for k in ("mae", "rmsle", "hit_rate") if k in (spec.get("metrics") or DEFAULT_METRICS)]
+            for key in [k for k in ("mae", "rmsle", "hit_rate", "mse") if k in wanted or k in row]:
                 value = spec.require("published", n, key)
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e15:
                     raise spec.error(f"must be a non-negative number, got {value!r}", "published", n, key)
             count = row.get("n", 250)
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
                 raise spec.error(f"must be a positive whole number of items, got {count!r}", "published", n, "n")
+            r2 = row.get("r2", 0.0)
+            if isinstance(r2, bool) or not isinstance(r2, (int, float)) or not -1e15 < r2 <= 1:
+                raise spec.error(f"must be a number up to 1, got {r2!r}", "published", n, "r2")
     return spec
 
 
@@ -217,7 +281,7 @@ def task_files(tasks_dir: Path | None = None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
 
 
-def load_task(name_or_path, data_dir=None, eval_slice: str | None = None, tasks_dir=None) -> Task:
+def load_task(name_or_path, data_dir=None, eval_slice: str | None = None, tasks_dir=None, strict: bool = False) -> Task:
     """A task by registry name or by path to a YAML file.
 
     data_dir: offline data folder; defaults to $PRICEBENCH_DATA; None means the hub.
@@ -243,8 +307,8 @@ def load_task(name_or_path, data_dir=None, eval_slice: str | None = None, tasks_
         raise InputError("data directory not found", path=data_dir, field="data_dir")
     if eval_slice is not None:
         parse_slice(eval_slice, field="slice")
-    return Task(spec=spec, data_dir=data_dir, eval_slice_override=eval_slice)
+    return Task(spec=spec, data_dir=data_dir, eval_slice_override=eval_slice, strict=strict)
 
 
-def all_tasks(data_dir=None, tasks_dir=None) -> list[Task]:
-    return [load_task(p, data_dir=data_dir) for p in task_files(tasks_dir).values()]
+def all_tasks(data_dir=None, tasks_dir=None, strict: bool = False) -> list[Task]:
+    return [load_task(p, data_dir=data_dir, strict=strict) for p in task_files(tasks_dir).values()]

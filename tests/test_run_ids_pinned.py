@@ -25,8 +25,11 @@ PINNED = [
     ("00e2ad622f7c3f53", "amazon8", "reference:gpt-4o-2024-08-06", "none", None, {}),
     ("97a0162a088433f7", "appliances", "reference:llama-3.1-8b-qlora-appliances", "none", None, {}),
     ("a4efb779b3ce1b05", "amazon8", "reference:human", "none", None, {"batch_size": 10}),
-    ("895f3930393a3f37", "amazon8", "baseline:random", "none", None, {}),
-    ("2307cb18f1ae9b32", "amazon8", "baseline:tfidf-ridge", "none", None, {}),
+    # Changed on purpose (were 895f3930393a3f37 and 2307cb18f1ae9b32): the leakage guard (issue 14)
+    # leaves 12 train items out of amazon8's split (same normalized title or text as an evaluation
+    # item), so the train hash in a baseline's identity changed.
+    ("15ae08546e499f8d", "amazon8", "baseline:random", "none", None, {}),
+    ("9368ddb431383660", "amazon8", "baseline:tfidf-ridge", "none", None, {}),
     ("1938f00e556f2a74", "amazon8", "openai:gpt-4o-mini", "none", None, {}),
     ("1938f00e556f2a74", "amazon8", "openai:gpt-4o-mini", "none", None,
      {"concurrency": 4, "timeout": 30, "max_retries": 2, "delay": 0.5, "api_key_env": "MY_KEY"}),

@@ -14,7 +14,7 @@ from pathlib import Path
 from harness.data import BadNumber, strict_json
 from harness.errors import InputError
 from harness.predictors.base import ModelSpec, Predictor, Reply
-from harness.scoring import MAX_GUESS
+from harness.scoring import MAX_GUESS, parse_price
 
 FIELDS = ("run", "label", "kind", "source", "item_ids", "predictions")
 
@@ -67,6 +67,16 @@ def _check_record(obj: dict, path: Path, number: int) -> None:
         if not math.isfinite(p) or abs(p) > MAX_GUESS:
             raise InputError(f"prediction {p!r} for {ids[i]} is not finite or over {MAX_GUESS:.0e}", path=path,
                              line=number, field="predictions")
+    raw = obj.get("raw")          # the typed answers (2025 human run): the predictions are their course parse
+    if raw is None:
+        return
+    if not isinstance(raw, list) or len(raw) != len(ids) or not all(isinstance(r, str) for r in raw):
+        raise InputError("must be a list of strings, one per item", path=path, line=number, field="raw")
+    for i, reply in enumerate(raw):
+        parsed = parse_price(reply)
+        if (parsed if parsed is not None else 0.0) != predictions[i]:
+            raise InputError(f"answer {reply!r} for {ids[i]} parses to {parsed} by the course's rule, but "
+                             f"predictions say {predictions[i]}", path=path, line=number, field="raw")
 
 
 class ReferencePredictor(Predictor):
@@ -99,8 +109,10 @@ class ReferencePredictor(Predictor):
         return runs[self.run_name]
 
     def published(self, task) -> dict | None:
-        """The course's published row, for when no per-item file is available."""
-        if task.references_path is not None:
+        """The course's published row, for when no per-item file is available (or it does not
+        hold this run: the 2025 edition's models exist only as published figures)."""
+        if task.references_path is not None and (self.run_name in read_references(task.references_path)
+                                                 or self.run_name not in {r["run"] for r in task.published}):
             return None
         for row in task.published:
             if row["run"] == self.run_name:
@@ -128,7 +140,8 @@ class ReferencePredictor(Predictor):
         return self._record["label"] if self._record else self.spec.name
 
     def predict_batch(self, requests):
-        return [Reply(raw=f"{self._by_id[r.item.id]:.2f}", price=float(self._by_id[r.item.id]))
+        raw = dict(zip(self._record["item_ids"], self._record["raw"])) if self._record.get("raw") else {}
+        return [Reply(raw=raw.get(r.item.id, f"{self._by_id[r.item.id]:.2f}"), price=float(self._by_id[r.item.id]))
                 for r in requests]
 
     def run_info(self) -> dict:

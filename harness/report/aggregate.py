@@ -31,7 +31,7 @@ class Row:
 
 FRAME_COLUMNS = ["task", "label", "model", "kind", "provenance", "quant", "prompt", "run_id", "mixed", "n", "mae",
                  "mae_ci_low", "mae_ci_high", "rmsle", "hit_rate", "parse_rate", "cost_usd", "items_per_s",
-                 "verified_pct"]
+                 "verified_pct", "mse", "r2"]
 SHOWN_COLUMNS = FRAME_COLUMNS[FRAME_COLUMNS.index("n"):]
 
 
