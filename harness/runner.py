@@ -117,8 +117,7 @@ def _run(task: Task, predictor, store: RunStore, progress, allow_mixed: bool = F
     spec = predictor.spec
     items = task.eval_items()
     # a predictor that takes no --prompt (recorded runs, baselines) never reads the prompt text
-    requests = build_requests(task, items, predictor.prompt_style,
-                              reads_prompt=tuple(getattr(predictor, "prompts", ())) != (None,))
+    requests = build_requests(task, items, predictor.prompt_style, reads_prompt=predictor.reads_prompt)
     identity, rid = run_identity(task, spec, predictor)
     folder = store.folder(rid)
     seen = folder.inspect()

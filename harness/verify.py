@@ -81,7 +81,7 @@ def verify(folder: RunFolder, *, items: int = 32, seed: int = 0, task_ref=None, 
     try:
         chosen = set(random.Random(seed).sample(answered, min(items, len(answered))))
         picked = [item for item in task.eval_items() if item.id in chosen]
-        requests = build_requests(task, picked, predictor.prompt_style)
+        requests = build_requests(task, picked, predictor.prompt_style, reads_prompt=predictor.reads_prompt)
         predictor.prepare(task)
         now = {r.item.id: make_record(r, reply) for r, reply in predictor.predict(requests)}
         environment = predictor.reply_environment()

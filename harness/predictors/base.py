@@ -87,6 +87,7 @@ class Predictor:
     quant_advice = ""               # ... and what to say to any other
     prompts: tuple = (None, *STYLES)  # the --prompt values it takes (None = its default) ...
     prompt_advice = ""              # ... and what to say to any other
+    reads_prompt = True             # False: it sees the item, not the prompt (recorded runs, regressors)
 
     def __init__(self, spec: ModelSpec):
         self.options = self.validate(spec)

@@ -88,6 +88,7 @@ class ReferencePredictor(Predictor):
     quants = ("none",)
     quant_advice = "a recorded run has no quantization to choose; drop --quant"
     prompts = (None,)
+    reads_prompt = False
     prompt_advice = "a recorded run was not prompted by pricebench; drop --prompt"
 
     class Options(Predictor.Options):

@@ -46,6 +46,7 @@ class BaselinePredictor(Predictor):
     quants = ("none",)
     quant_advice = "a fitted regressor has no quantization to choose; drop --quant"
     prompts = (None,)
+    reads_prompt = False
     prompt_advice = "a regressor reads the item, not a prompt; drop --prompt"
 
     class Options(Predictor.Options):
