@@ -132,7 +132,9 @@ def _run(task: Task, predictor, store: RunStore, progress, allow_mixed: bool = F
         predictor.prepare(task)
         prepare_s, prepared = round(time.perf_counter() - t0, 3), True
 
-    waited = lambda: print(f"pricebench: waiting for another process working on run {rid}", file=sys.stderr)  # noqa: E731
+    def waited():
+        print(f"pricebench: waiting for another process working on run {rid}", file=sys.stderr)
+
     with folder.lock(on_wait=waited):
         seen = folder.inspect()                # another process may have finished or advanced it
         done, stale = _usable(seen, requests)

@@ -143,10 +143,11 @@ def test_the_unbroken_specs_still_work(case):
 
 def test_shipped_tasks_and_leaderboards_pass_the_strict_checks():
     from harness.suite import load_leaderboard
-    from harness.tasks import _validate, task_files
+    from harness.task_schema import validate
+    from harness.tasks import task_files
     from harness.yamlspec import load_spec
 
-    names = {path.stem: _validate(load_spec(path))["name"] for path in task_files().values()}
+    names = {path.stem: validate(load_spec(path))["name"] for path in task_files().values()}
     assert names == {"amazon8": "amazon8", "appliances": "appliances", "amazon25": "amazon25"}
     boards = {load_leaderboard(p).name for p in sorted((REPO / "leaderboards").glob("*.yaml"))}
     assert boards == {"course", "quantization"}
