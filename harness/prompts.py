@@ -3,7 +3,8 @@
 Base models continue `...Price is $`; chat models get a system + user message that asks
 for a number, with the assistant's turn started as `Price is $` (the course's frontier
 prompt; an empty system message is left out, as in the 2025 edition's prompt). A task may
-cut the base prompt's text to N tokens of a named tokenizer (`prompts.truncate`). Both renderings are hashed into the run identity and per item.
+cut the base prompt's text to N tokens of a named tokenizer (`prompts.truncate`). Both
+renderings are hashed into the run identity and per item.
 """
 from __future__ import annotations
 
