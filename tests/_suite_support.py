@@ -43,18 +43,22 @@ def register() -> None:
     register_backend("testonly", NoisyPredictor)
 
 
-def small_task(tmp: Path, data_dir: Path, *, n: int = 20, evil_title: bool = False, name: str = "mini") -> Path:
-    """A task YAML over a copy of the first `n` real amazon8 items (optionally with a hostile title)."""
+def small_task(tmp: Path, data_dir: Path, *, n: int = 20, evil_title: bool = False, name: str = "mini",
+               title: str | None = None) -> Path:
+    """A task YAML over a copy of the first `n` real amazon8 items (optionally with a hostile title:
+    `evil_title` for the script-injection one, or any `title`)."""
     folder = tmp / f"data-{name}"
     folder.mkdir(parents=True, exist_ok=True)
     lines = (data_dir / "amazon8" / "test.jsonl").read_text(encoding="utf-8").splitlines()[:n]
     items = [json.loads(line) for line in lines]
     for item in items:
         item["id"] = item["id"].replace("amazon8", name)
-    if evil_title:
-        items[0]["title"] = EVIL
-        items[0]["text"] = EVIL + "\n" + items[0]["text"]
-    (folder / "test.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items), encoding="utf-8")
+    title = EVIL if evil_title else title
+    if title:
+        items[0]["title"] = title
+        items[0]["text"] = title + "\n" + items[0]["text"]
+    (folder / "test.jsonl").write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items),
+                                       encoding="utf-8")
     spec = {
         "name": name, "description": "test copy", "eval_slice": "all",
         "source": {"local": {"test": str(folder / "test.jsonl"), "train": [{"file": str(folder / "test.jsonl")}]}},

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 import harness
 import harness.report.build as build
@@ -37,6 +36,7 @@ from harness.report.aggregate import rank
 from harness.report.build import BoardInfo, build_report
 from harness.report.collect import Entry
 from tests._hostile import assert_one_line_error, cli, snapshot
+from tests._suite_support import small_task
 
 REPO = Path(__file__).resolve().parent.parent
 MARKER = ".pricebench-report"
@@ -113,25 +113,6 @@ def store(base_store, tmp_path) -> Path:
 
 def _human(store: Path) -> Path:
     return next(p for p in store.iterdir() if "reference:human" in (p / "manifest.json").read_text("utf-8"))
-
-
-def _small_task(tmp: Path, data_dir: Path, name: str, n: int = 8, title: str | None = None) -> Path:
-    lines = (data_dir / "amazon8" / "test.jsonl").read_text(encoding="utf-8").splitlines()[:n]
-    items = [json.loads(line) for line in lines]
-    for item in items:
-        item["id"] = item["id"].replace("amazon8", name)
-    if title:
-        items[0]["title"] = title
-        items[0]["text"] = title + "\n" + items[0]["text"]
-    data = tmp / f"data-{name}.jsonl"
-    data.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8")
-    spec = {"name": name, "description": "test copy", "eval_slice": "all",
-            "source": {"local": {"test": str(data), "train": [{"file": str(data)}]}},
-            "prompts": {"base": "How much?\n\n{text}\n\nPrice is $",
-                        "chat": {"system": "Price it", "user": "{text}", "assistant_prefix": "Price is $"}}}
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    return path
 
 
 # --- 1. the output folder ---------------------------------------------------------------------------
@@ -494,7 +475,7 @@ def test_a_leaderboard_with_a_damaged_job_marks_it(data_dir, store, tmp_path, ca
 
 # --- 4. a run whose requests all failed -----------------------------------------------------------------
 def test_a_run_whose_requests_all_failed_is_shown_failed_not_ranked(data_dir, store, tmp_path, capsys):
-    task = _small_task(tmp_path, data_dir, "down")
+    task = small_task(tmp_path, data_dir, n=8, name="down")
     failed = harness.run(task, "hrfail:api", data_dir=data_dir, store=store, progress=False)
     assert failed.failed_all and failed.metrics["mae"] > 0          # an MAE exists: it must not be ranked
     ok = harness.run(task, "hrlabel:plus", data_dir=data_dir, store=store, progress=False)
@@ -540,7 +521,7 @@ def test_a_non_finite_mae_is_never_ranked(tmp_path):
 @pytest.fixture
 def hostile_store(data_dir, tmp_path) -> tuple[Path, Path]:
     """Six runs on a small task whose labels are formulas / overrides, and a title with an override."""
-    task = _small_task(tmp_path, data_dir, "bidi", title=f"Cable {RLO}3pm.exe USB")
+    task = small_task(tmp_path, data_dir, n=8, name="bidi", title=f"Cable {RLO}3pm.exe USB")
     store = tmp_path / "hostile-runs"
     for target in LABELS:
         harness.run(task, f"hrlabel:{target}", data_dir=data_dir, store=store, progress=False)
