@@ -253,7 +253,6 @@ def entries_from_leaderboard(board, *, data_dir=None, store=None) -> tuple[list[
     from harness.suite import job_status
 
     entries, missing, cache, seen = [], [], {}, set()
-    store_obj = RunStore(store)
     for job in board.jobs:
         status = job_status(job, data_dir=data_dir, store=store, task_cache=cache)
         task = cache[job.task].name if job.task in cache else job.task_name
@@ -261,8 +260,8 @@ def entries_from_leaderboard(board, *, data_dir=None, store=None) -> tuple[list[
             if status.run_id in seen:
                 continue
             seen.add(status.run_id)
-            row = from_inspection(store_obj.folder(status.run_id).inspect(), task)
-            if isinstance(row, Missing):        # changed since job_status looked (or failed all)
+            row = from_inspection(status.inspection, task)     # read once, by job_status
+            if isinstance(row, Missing):        # e.g. a non-finite figure: marked, not ranked
                 row.description = job.describe()
                 missing.append(row)
             else:

@@ -23,6 +23,7 @@ class JobStatus:
     total: int = 0
     detail: str = ""
     published_row: dict | None = field(default=None, repr=False)
+    inspection: object = field(default=None, repr=False)     # store.Inspection of the run folder, if read
 
 
 def _task(job: Job, data_dir, cache: dict):
@@ -60,8 +61,10 @@ def job_status(job: Job, *, data_dir=None, store=None, task_cache: dict | None =
     if seen.state == "complete":
         failed = seen.metrics.get("failed", 0)
         if failed >= total:
-            return JobStatus(job, "failed", rid, done, total, f"all {total} requests failed; a re-run asks again")
-        return JobStatus(job, "cached", rid, done, total, f"{failed} failed requests" if failed else "")
+            return JobStatus(job, "failed", rid, done, total, f"all {total} requests failed; a re-run asks again",
+                             inspection=seen)
+        return JobStatus(job, "cached", rid, done, total, f"{failed} failed requests" if failed else "",
+                         inspection=seen)
     if seen.state == "damaged":
         more = f" (+{len(seen.problems) - 1} more)" if len(seen.problems) > 1 else ""
         return JobStatus(job, "damaged", rid, done, total, f"{seen.problems[0]}{more}; a re-run repairs it")
