@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -20,6 +21,33 @@ _NUMBER = re.compile(r"[-+]?\d*\.\d+|\d+")
 # Largest guess a reply may give (a quadrillion dollars): past it, or not finite, the reply is a
 # parse failure (a guess of 0), so no error sum can overflow. No course reply comes near it.
 MAX_GUESS = 1e15
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One figure a run reports: the schema every table, export and summary reads (HELM's way)."""
+
+    key: str                # the key in metrics.json
+    label: str              # a column header
+    description: str        # a tooltip, an export's description
+    lower_is_better: bool
+    format: str             # money | percent | number | count
+    unit: str = ""
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("mae", "Avg error", "Mean absolute error between the guessed and the true price, in dollars.",
+           True, "money", "USD"),
+    Metric("rmsle", "RMSLE", "Root mean squared log error: sqrt(mean((log(guess+1) - log(truth+1))^2)).",
+           True, "number"),
+    Metric("hit_rate", "Hits", "Share of items guessed within $40 or 20% of the true price (green), in percent.",
+           False, "percent", "%"),
+    Metric("parse_failure_rate", "Parse failures", "Share of replies that held no number (scored as a guess of $0), "
+           "in percent.", True, "percent", "%"),
+    Metric("mse", "MSE", "Mean squared error in dollars squared (the 2025 edition's evaluator).", True, "number"),
+    Metric("r2", "R²", "Coefficient of determination of the guesses against the true prices.", False, "number"),
+)
+METRIC_BY_KEY = {m.key: m for m in METRICS}
 
 
 def parse_price(reply: str | None) -> float | None:
