@@ -35,8 +35,9 @@ class LocalExecutor:
 
 
 def job_resources(job) -> dict:
-    """Ray resources of a job: its spec's `resources`, else 1 CPU, plus 1 GPU when its backend
-    says these options need one (`Predictor.needs_gpu`: hf and vllm with device=cuda...)."""
+    """Ray resources of a job: its spec's `resources` (`custom` ones as Ray's `resources`), else
+    1 CPU, plus 1 GPU when its backend says these options need one (`Predictor.needs_gpu`: hf and
+    vllm with device=cuda...)."""
     from harness.predictors import predictor_class
 
     resources = {"num_cpus": 1, "num_gpus": 0}
@@ -46,7 +47,11 @@ def job_resources(job) -> dict:
         cls = None
     if cls is not None and cls.needs_gpu(job.options_dict):
         resources["num_gpus"] = 1
-    resources.update(job.resources_dict)
+    asked = job.resources_dict
+    custom = dict(asked.pop("custom", ()))
+    resources.update(asked)
+    if custom:
+        resources["resources"] = custom
     return resources
 
 
