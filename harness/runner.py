@@ -69,18 +69,21 @@ def make_record(request, reply) -> dict:
 
 def run(task, model: str, *, quant: str = "none", prompt: str | None = None, options: dict | None = None,
         eval_slice: str | None = None, data_dir=None, store=None, progress: bool | None = None,
-        allow_mixed: bool = False) -> RunResult:
+        allow_mixed: bool = False, proxy=None) -> RunResult:
     """Run `model` (e.g. 'reference:human', 'hf:<checkpoint>') on `task`; reuse the stored run if any.
 
     A finished run is returned from the store untouched; a partial or damaged one continues
     where it stopped (keeping every usable line); items whose request failed are asked again.
     Resuming under an environment that can change replies (another batch size for a quantized
     model, another device or library version) is refused unless `allow_mixed`, which marks the
-    run mixed.
+    run mixed. `proxy(predictor)`, if given, returns a stand-in that predicts elsewhere (the Ray
+    executor's worker) while this process writes the store.
     """
     task = task if isinstance(task, Task) else load_task(task, data_dir=data_dir, eval_slice=eval_slice)
     spec = ModelSpec(name=model, quant=quant, prompt=prompt, options=dict(options or {}))
     predictor = make_predictor(spec)
+    if proxy is not None:
+        predictor = proxy(predictor)
     try:
         published = getattr(predictor, "published", None)
         row = published(task) if published else None

@@ -45,6 +45,12 @@ def test_quantization_matrix_expands_models_x_quant_x_prompt():
     ("name: x\ntasks: [amazon8]\nmodels:\n  - model: hf:a\n    colour: blue\n", 5, "models.0.colour"),
     ("name: x\ntasks: [amazon8]\nmodels:\n  - model: hf:a\n    resources: {num_gpus: -1}\n", 5,
      "models.0.resources.num_gpus"),
+    ("name: x\ntasks: [amazon8]\nmodels:\n  - model: hf:a\n    resources: {custom: [big_gpu]}\n", 5,
+     "models.0.resources.custom"),
+    ("name: x\ntasks: [amazon8]\nmodels:\n  - model: hf:a\n    resources: {custom: {GPU: 1}}\n", 5,
+     "models.0.resources.custom.GPU"),
+    ("name: x\ntasks: [amazon8]\nmodels:\n  - model: hf:a\n    resources: {custom: {big: .inf}}\n", 5,
+     "models.0.resources.custom.big"),
 ])
 def test_spec_errors_name_file_line_and_field(tmp_path, body, line, field):
     path = write_leaderboard(tmp_path / "bad.yaml", body)

@@ -88,6 +88,8 @@ class Predictor:
     prompts: tuple = (None, *STYLES)  # the --prompt values it takes (None = its default) ...
     prompt_advice = ""              # ... and what to say to any other
     reads_prompt = True             # False: it sees the item, not the prompt (recorded runs, regressors)
+    reads_task_files = False        # True: it reads the task's data folder beyond its items (recorded
+                                    # runs): the Ray executor runs it on the driver, which has that folder
 
     def __init__(self, spec: ModelSpec):
         self.options = self.validate(spec)

@@ -89,6 +89,7 @@ class ReferencePredictor(Predictor):
     quant_advice = "a recorded run has no quantization to choose; drop --quant"
     prompts = (None,)
     reads_prompt = False
+    reads_task_files = True         # references.jsonl, beside the task's items
     prompt_advice = "a recorded run was not prompted by pricebench; drop --prompt"
 
     class Options(Predictor.Options):

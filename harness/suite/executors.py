@@ -1,8 +1,8 @@
-"""Where a suite's jobs run: in this process (local) or as Ray tasks on a cluster (ray).
+"""Where a suite's jobs run: in this process (local) or on a Ray cluster (ray, see ray_executor.py).
 
 Both yield (job, outcome) as jobs finish; an outcome never raises (see jobs.execute_job),
-so one broken job cannot stop the others. Ray jobs write to the same run store as local
-ones, so the store must be a path every worker sees (a shared filesystem on a real cluster).
+so one broken job cannot stop the others. Either way only this process writes the run store:
+Ray workers predict and send their replies back, so the cluster needs no shared filesystem.
 """
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ from typing import Iterator
 
 from harness.errors import InputError
 from harness.suite.jobs import execute_job
+from harness.suite.ray_executor import RayExecutor, job_resources
+
+__all__ = ["LocalExecutor", "RayExecutor", "job_resources", "make_executor"]
 
 
 def _absolute(data_dir, store) -> tuple[str | None, str]:
-    """Workers start elsewhere, with another environment: pin both folders as absolute paths."""
+    """Pin both folders as absolute paths (the default ones come from the environment)."""
     from harness.store import default_store_dir
     from harness.tasks import default_data_dir
 
@@ -32,61 +35,6 @@ class LocalExecutor:
         data_dir, store = _absolute(data_dir, store)
         for job in jobs:
             yield job, execute_job(job, data_dir, store)
-
-
-def job_resources(job) -> dict:
-    """Ray resources of a job: its spec's `resources`, else 1 CPU, plus 1 GPU when its backend
-    says these options need one (`Predictor.needs_gpu`: hf and vllm with device=cuda...)."""
-    from harness.predictors import predictor_class
-
-    resources = {"num_cpus": 1, "num_gpus": 0}
-    try:
-        cls = predictor_class(job.model.split(":", 1)[0])
-    except InputError:          # a missing extra: the job itself will say so
-        cls = None
-    if cls is not None and cls.needs_gpu(job.options_dict):
-        resources["num_gpus"] = 1
-    resources.update(job.resources_dict)
-    return resources
-
-
-class RayExecutor:
-    """Each job a Ray remote task with its own resources; results land in the shared store."""
-
-    name = "ray"
-
-    def __init__(self, address: str | None = None):
-        self.address = address
-
-    def map(self, jobs, *, data_dir=None, store=None) -> Iterator[tuple]:
-        try:
-            import ray
-        except ModuleNotFoundError:
-            raise InputError("the ray executor needs Ray: pip install 'pricebench[ray]'", field="--executor") from None
-        data_dir, store = _absolute(data_dir, store)
-        started_here = not ray.is_initialized()
-        if started_here:
-            try:
-                ray.init(address=self.address, log_to_driver=False, include_dashboard=False)
-            except ConnectionError as e:
-                raise InputError(f"cannot reach the Ray cluster at {self.address!r}: {e}", field="--address") from None
-        try:
-            remote = ray.remote(max_retries=0)(execute_job)
-            pending = {}
-            for job in jobs:
-                ref = remote.options(**job_resources(job), name=job.describe()[:120]).remote(job, data_dir, store)
-                pending[ref] = job
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                job = pending.pop(done[0])
-                try:
-                    outcome = ray.get(done[0])
-                except Exception as e:  # noqa: BLE001 - a worker that died is one failed job
-                    outcome = {"ok": False, "error": f"Ray task failed: {type(e).__name__}: {e}"}
-                yield job, outcome
-        finally:
-            if started_here:
-                ray.shutdown()
 
 
 def make_executor(name: str, address: str | None = None):

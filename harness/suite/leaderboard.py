@@ -17,7 +17,7 @@ from harness.yamlspec import Spec, check_keys, check_name, did_you_mean, load_sp
 
 MODEL_KEYS = {"model", "quant", "prompt", "options", "tasks", "resources"}
 TOP_KEYS = {"name", "title", "description", "tasks", "references", "models"}
-RESOURCE_KEYS = {"num_cpus", "num_gpus", "memory"}
+RESOURCE_KEYS = {"num_cpus", "num_gpus", "memory", "custom"}   # custom: {ray resource name: amount}
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,35 @@ def _check_unknown(spec: Spec, node: dict, allowed: set, *keys) -> None:
     check_keys(spec, node, allowed, *keys)
 
 
+def _amounts(spec: Spec, node, allowed: set | None, *keys) -> tuple:
+    """A mapping of resource names to non-negative finite numbers, as sorted (name, amount) pairs."""
+    if not isinstance(node, dict):
+        raise spec.error("must be a mapping of resource names to amounts", *keys)
+    if allowed is not None:
+        _check_unknown(spec, node, allowed, *keys)
+    for key, value in node.items():
+        if not isinstance(key, str) or not key:
+            raise spec.error("resource names must be non-empty strings", *keys)
+        if key == "custom" and allowed is not None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            raise spec.error("must be a non-negative number", *keys, key)
+    return tuple(sorted(node.items()))
+
+
+def _resources(spec: Spec, node, *keys) -> tuple:
+    """What one job asks Ray for: num_cpus, num_gpus, memory, and `custom` resources of the
+    cluster's nodes (e.g. {big_gpu: 1}: only nodes started with that resource run the job)."""
+    pairs = dict(_amounts(spec, node or {}, RESOURCE_KEYS, *keys))
+    if "custom" in pairs:
+        pairs["custom"] = _amounts(spec, pairs["custom"], None, *keys, "custom")
+        for name, _ in pairs["custom"]:
+            if name in ("CPU", "GPU", "memory", "object_store_memory"):
+                raise spec.error(f"{name!r} is Ray's own resource: ask for it with num_cpus, num_gpus or memory",
+                                 *keys, "custom", name)
+    return tuple(pairs.items())
+
+
 def load_leaderboard(path) -> Leaderboard:
     """Read and validate a leaderboard spec; errors name the file, line and field."""
     spec = load_spec(path)
@@ -146,13 +175,7 @@ def load_leaderboard(path) -> Leaderboard:
         options = entry.get("options") or {}
         if not isinstance(options, dict):
             raise spec.error("must be a mapping of backend options", "models", n, "options")
-        resources = entry.get("resources") or {}
-        if not isinstance(resources, dict):
-            raise spec.error("must be a mapping (num_cpus, num_gpus, memory)", "models", n, "resources")
-        _check_unknown(spec, resources, RESOURCE_KEYS, "models", n, "resources")
-        for key, value in resources.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise spec.error("must be a non-negative number", "models", n, "resources", key)
+        resources = _resources(spec, entry.get("resources"), "models", n, "resources")
         entry_tasks = entry.get("tasks")
         if entry_tasks is None:
             chosen = tasks
@@ -166,7 +189,7 @@ def load_leaderboard(path) -> Leaderboard:
         frozen_options = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in options.items()))
         for task, quant, prompt in itertools.product(chosen, quants, prompts):
             jobs.append(Job(task=task, model=model, quant=quant, prompt=prompt, options=frozen_options,
-                            resources=tuple(sorted(resources.items()))))
+                            resources=resources))
 
     seen: set = set()
     unique = [j for j in jobs if not (j in seen or seen.add(j))]
