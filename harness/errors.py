@@ -9,6 +9,9 @@ unless they ask for it with --debug.
 from __future__ import annotations
 
 import errno
+import signal
+import threading
+from contextlib import contextmanager
 
 
 class InputError(ValueError):
@@ -32,6 +35,33 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, saved: int, path=None):
         self.saved, self.path = saved, path
         super().__init__(f"interrupted: {saved} items saved; run the same command again to resume")
+
+
+@contextmanager
+def interrupts_deferred():
+    """Hold Ctrl-C and SIGTERM until the block ends, then deliver them as usual.
+
+    The runner keeps "what is on disk" and "what is still buffered" in step inside such a block:
+    an interrupt landing between a write and its bookkeeping would count an item twice or not
+    at all. Signals are handled in the main thread only, so elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: held.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if held:
+            handler = previous[held[0]]
+            if callable(handler):
+                handler(held[0], None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(held[0])
 
 
 EXIT_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130

@@ -17,7 +17,7 @@ import time
 
 from tqdm.auto import tqdm
 
-from harness.errors import InputError, Interrupted
+from harness.errors import InputError, Interrupted, interrupts_deferred
 from harness.predictors import ModelSpec, make_predictor
 from harness.prompts import build_requests
 from harness.scoring import (BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, MAX_GUESS, SCORING_VERSION, parse_price,
@@ -210,13 +210,14 @@ def _predict(folder: RunFolder, predictor, todo, done, session, manifest, prepar
     try:
         for request, reply in predictor.predict(todo):
             record = make_record(request, reply)
-            buffer.append(record)
-            done[record["id"]] = record
-            computed += 1
+            with interrupts_deferred():     # buffer, done and the file stay in step
+                buffer.append(record)
+                done[record["id"]] = record
+                computed += 1
+                if len(buffer) >= predictor.batch_size or time.perf_counter() - last_flush > 1.0:
+                    folder.append(buffer)
+                    buffer, last_flush = [], time.perf_counter()
             bar.update(1)
-            if len(buffer) >= predictor.batch_size or time.perf_counter() - last_flush > 1.0:
-                folder.append(buffer)
-                buffer, last_flush = [], time.perf_counter()
         if buffer:
             folder.append(buffer)
     except BaseException as error:
