@@ -157,6 +157,7 @@ def _run(task: Task, predictor, store: RunStore, progress, allow_mixed: bool = F
             manifest["train_excluded"] = {"count": len(excluded), "items": excluded}
         session = {"started": _now(), "items": len(todo), "resumed_from": len(done)}
         if todo:
+            manifest.update(_described(predictor, manifest))   # a partial run says what it is, too
             session["environment"] = predictor.environment()
             session["reply_environment"] = predictor.reply_environment()
             _check_environment(manifest, session, rid, len(done), allow_mixed)
@@ -250,10 +251,18 @@ def _mark(folder: RunFolder, manifest: dict, session: dict, status: str) -> None
         pass
 
 
-def _finish(folder: RunFolder, items, done, manifest, session, predictor, computed, notes) -> RunResult:
-    session["finished"] = _now()
-    records = [done[item.id] for item in items]
-    folder.rewrite_predictions(records)
+def _described(predictor, manifest: dict) -> dict:
+    """What the run is and where it runs: written when a session starts (so a partial run, or one
+    completed by merging imported items, carries it) and refreshed when the run finishes."""
+    return {"label": predictor.label(), "kind": predictor.kind, "versions": _versions(), "hardware": _hardware(),
+            "info": {**manifest.get("info", {}), **predictor.run_info()}}
+
+
+def finished(manifest: dict, records: list[dict]) -> tuple:
+    """Score a run's records (every item, in item order) and mark its manifest finished: status,
+    usage, cost and timings over all its sessions; returns (metrics, the per-item DataFrame).
+    The one definition of a finished run: for a run that ends here, and for one completed by
+    merging imported items (harness.runmerge)."""
     df = records_frame(records)
     m = run_metrics(df)
     usage: dict = {}
@@ -262,15 +271,21 @@ def _finish(folder: RunFolder, items, done, manifest, session, predictor, comput
             if isinstance(value, (int, float)):
                 usage[key] = usage.get(key, 0) + value
     status = "failed" if m["failed"] >= m["n"] else "complete-with-failures" if m["failed"] else "complete"
-    manifest.update(
-        status=status, updated=_now(), label=predictor.label(), kind=predictor.kind, versions=_versions(),
-        hardware=_hardware(), usage=usage, cost_usd=round(usage.get("cost_usd", 0.0), 6),
-        info={**manifest.get("info", {}), **predictor.run_info()})
+    manifest.update(status=status, updated=_now(), usage=usage, cost_usd=round(usage.get("cost_usd", 0.0), 6))
+    sessions = manifest.get("sessions") or []
+    manifest["timings"] = {"prepare_s": round(sum(s.get("prepare_s", 0) for s in sessions), 3),
+                           "predict_s": round(sum(s.get("predict_s", 0) for s in sessions), 3)}
+    manifest["timings"]["items_per_s"] = round(len(records) / max(manifest["timings"]["predict_s"], 1e-9), 3)
+    return m, df
+
+
+def _finish(folder: RunFolder, items, done, manifest, session, predictor, computed, notes) -> RunResult:
+    session["finished"] = _now()
+    records = [done[item.id] for item in items]
+    folder.rewrite_predictions(records)
+    manifest.update(_described(predictor, manifest))
     manifest["sessions"].append(session)
-    manifest["timings"] = {
-        "prepare_s": round(sum(s.get("prepare_s", 0) for s in manifest["sessions"]), 3),
-        "predict_s": round(sum(s.get("predict_s", 0) for s in manifest["sessions"]), 3)}
-    manifest["timings"]["items_per_s"] = round(len(items) / max(manifest["timings"]["predict_s"], 1e-9), 3)
+    m, df = finished(manifest, records)
     folder.write_manifest(manifest)
     folder.write_metrics(m)
     return RunResult(run_id=folder.run_id, path=folder.path, manifest=manifest, metrics=m, df=df, cached=False,

@@ -69,6 +69,33 @@ def metrics_problem(metrics) -> str | None:
     return None
 
 
+def parse_predictions(data: bytes, where) -> tuple[dict[str, dict], list[str]]:
+    """predictions.jsonl bytes (whole lines) -> (usable records by id, last one wins; problems naming
+    `where`:line). The one reader of the format: run folders and run bundles alike."""
+    records, problems = {}, []
+    kept = [(n, line) for n, line in enumerate(data.split(b"\n"), start=1) if line.strip()]
+    numbered = kept
+    try:        # the common case, one json.loads for the whole file: 5-10x faster on big stores
+        parsed = loads("[" + b",".join(line for _, line in kept).decode("utf-8") + "]")
+        if len(parsed) == len(kept):     # a line like `1,2` would shift the rest: read line by line
+            numbered = [(n, record) for (n, _), record in zip(kept, parsed)]
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        pass
+    for number, record in numbered:
+        if isinstance(record, bytes):
+            try:
+                record = loads(record.decode("utf-8"))
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                problems.append(f"{where}:{number}: not a valid JSON line")
+                continue
+        problem = record_problem(record)
+        if problem:
+            problems.append(f"{where}:{number}: {problem}")
+            continue
+        records[record["id"]] = record
+    return records, problems
+
+
 @dataclass
 class Inspection:
     """What a run folder holds, read without changing it.
@@ -122,30 +149,7 @@ class RunFolder:
             data = path.read_bytes()
         except FileNotFoundError:
             return {}, []
-        end = data.rfind(b"\n") + 1
-        lines = data[:end].split(b"\n")[:-1]
-        records, problems = {}, []
-        kept = [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
-        numbered = kept
-        try:        # the common case, one json.loads for the whole file: 5-10x faster on big stores
-            parsed = loads("[" + b",".join(line for _, line in kept).decode("utf-8") + "]")
-            if len(parsed) == len(kept):     # a line like `1,2` would shift the rest: read line by line
-                numbered = [(n, record) for (n, _), record in zip(kept, parsed)]
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            pass
-        for number, record in numbered:
-            if isinstance(record, bytes):
-                try:
-                    record = loads(record.decode("utf-8"))
-                except (ValueError, UnicodeDecodeError, RecursionError):
-                    problems.append(f"{path}:{number}: not a valid JSON line")
-                    continue
-            problem = record_problem(record)
-            if problem:
-                problems.append(f"{path}:{number}: {problem}")
-                continue
-            records[record["id"]] = record
-        return records, problems
+        return parse_predictions(data[:data.rfind(b"\n") + 1], path)
 
     def inspect(self) -> Inspection:
         manifest, manifest_problem = self._read_object(MANIFEST, lambda o: None if isinstance(o, dict)
@@ -270,4 +274,5 @@ class RunStore:
         return [RunFolder(p) for p in entries if RUN_ID.fullmatch(p.name) and p.is_dir() and not p.is_symlink()]
 
 
-__all__ = ["Inspection", "RunFolder", "RunStore", "default_store_dir", "read_json", "run_id", "write_json_atomic"]
+__all__ = ["Inspection", "RunFolder", "RunStore", "default_store_dir", "parse_predictions", "read_json", "run_id",
+           "write_json_atomic"]
