@@ -238,6 +238,7 @@ def _cases(tmp: Path, files: dict[str, bytes], rid: str) -> dict[str, tuple[Path
     preds, manifest = f"runs/{rid}/predictions.jsonl", f"runs/{rid}/manifest.json"
     edited_manifest = json.loads(files[manifest])
     edited_manifest["identity"]["scoring"] = "2"
+    renamed = {**json.loads(files[manifest]), "task": "../../etc/passwd"}
     text = tmp / "text.tar.gz"
     text.write_text("not an archive")
     cut = tmp / "cut.tar.gz"
@@ -287,6 +288,8 @@ def _cases(tmp: Path, files: dict[str, bytes], rid: str) -> dict[str, tuple[Path
             {"path": f"runs/{'0' * 16}/manifest.json", "sha256": "0", "size": 1})), ["listed", "but missing"]),
         "identity not of this id": (_bundle(tmp / "ident.tar.gz", {**files, manifest: json.dumps(edited_manifest)
                                                                    .encode()}), [manifest, "does not hash"]),
+        "task not the identity's": (_bundle(tmp / "task.tar.gz", {**files, manifest: json.dumps(renamed).encode()}),
+                                    [manifest, "field 'task'", "identity says 'amazon8'"]),
         "garbage line": (_bundle(tmp / "garbage.tar.gz", {**files, preds: _edit_line(files[preds], 3, b"{oops")}),
                          [f"{preds}:4", "not a valid JSON line"]),
         "metrics count": (_bundle(tmp / "count.tar.gz", {**files, preds: _edit_line(files[preds], 3, b"")}),
