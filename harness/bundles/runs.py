@@ -2,9 +2,11 @@
 
 A bundle carries whole runs, so its files are held to a stricter standard than a run folder on
 disk (which may be repaired): every line readable (the store's own parser), no line cut short,
-a manifest whose identity hashes to the run id (the id names what was run), every record an item
-of the run, and for a finished run a metrics.json whose item count matches. The same check runs
-on export (what is written can be imported) and on import.
+a manifest whose identity hashes to the run id (the id names what was run) and whose task, model,
+quantization and prompt style are the identity's, every record an item of the run, and for a
+finished run a metrics.json whose item count matches. The same check runs on export (what is
+written can be imported) and on import. A bundle is whole and consistent after these checks, not
+proven true: `pricebench verify RUN` recomputes a sample of a run's replies.
 """
 from __future__ import annotations
 
@@ -33,10 +35,21 @@ def _manifest(data, rid: str, where: str) -> dict:
     if not isinstance(identity, dict) or run_id(identity) != rid:
         raise InputError(f"its identity does not hash to run id {rid} (edited, or not a pricebench run)",
                          path=where, field="identity")
+    task, model = identity.get("task"), identity.get("model")
+    named = {"task": (task or {}).get("name") if isinstance(task, dict) else None,
+             "model": (model or {}).get("name") if isinstance(model, dict) else None,
+             "quant": (model or {}).get("quant") if isinstance(model, dict) else None,
+             "prompt_style": identity.get("prompt_style")}
+    for key, value in named.items():        # what reports show must be what the id stands for
+        if manifest.get(key) != value:
+            raise InputError(f"is {manifest.get(key)!r}, but the run's identity says {value!r}", path=where, field=key)
     items = manifest.get("item_ids")
     if not isinstance(items, list) or not items or not all(isinstance(i, str) and i for i in items) \
             or len(set(items)) != len(items):
         raise InputError("must be a list of distinct item ids", path=where, field="item_ids")
+    if manifest.get("n_items", len(items)) != len(items):
+        raise InputError(f"says {manifest.get('n_items')!r}, item_ids lists {len(items)}", path=where,
+                         field="n_items")
     return manifest
 
 
