@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
 import tarfile
 from pathlib import Path
@@ -327,3 +328,21 @@ def test_a_decompression_bomb_stops_at_the_cap(human, tmp_path, capsys, monkeypa
     code, _, err = cli(capsys, "--store", tmp_path / "s", "import", bomb)
     assert_one_line_error(code, err, str(bomb), "decompresses to more than 1,048,576 bytes", exit_code=2)
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")
+def test_an_import_cut_short_by_a_full_disk_is_finished_by_the_same_command(human, small_disk, capsys):
+    store, _ = human
+    disk, resize = small_disk
+    bundle = disk.parent / "both.tar.gz"
+    rids = sorted(p.name for p in store.iterdir())
+    assert cli(capsys, "--store", store, "export-runs", *rids, bundle)[0] == 0
+    code, _, err = cli(capsys, "--store", disk / "runs", "import", bundle)
+    assert_one_line_error(code, err, "disk is full", exit_code=1)
+    assert not list(disk.rglob(".*.tmp"))
+    resize("8m")
+    code, out, _ = cli(capsys, "--store", disk / "runs", "import", bundle)
+    assert code == 0 and "Traceback" not in out
+    for rid in rids:
+        for name in archive.RUN_FILES:
+            assert (disk / "runs" / rid / name).read_bytes() == (store / rid / name).read_bytes()

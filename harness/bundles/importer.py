@@ -6,9 +6,9 @@
    identity or another reply for an item), a damaged run folder or a run folder that is a link
    stops the import before anything is written.
 3. Write each run that changes through its RunFolder, under its lock, re-reading the folder
-   there (another process may have advanced it): predictions, then the manifest, then metrics
-   last, as the runner does. An import cut short (full disk, Ctrl-C) leaves every run whole;
-   the same command finishes it.
+   there (another process may have advanced it): the manifest, then predictions, then metrics
+   last (as the runner does, metrics.json means "finished"). An import cut short (full disk,
+   Ctrl-C) leaves each run finished or partial, never mixed; the same command finishes it.
 """
 from __future__ import annotations
 
@@ -72,9 +72,11 @@ def _plan(folder: RunFolder, incoming: Inspection, bundle: Path) -> tuple[Inspec
 
 
 def _write(folder: RunFolder, run: Inspection) -> None:
+    """Manifest first, metrics last: cut short anywhere, the folder holds a partial run that agrees
+    with the bundle, which the same import then completes."""
     folder.remove_metrics()
-    folder.rewrite_predictions([run.records[i] for i in run.manifest["item_ids"] if i in run.records])
     folder.write_manifest(run.manifest)
+    folder.rewrite_predictions([run.records[i] for i in run.manifest["item_ids"] if i in run.records])
     if run.metrics is not None:
         folder.write_metrics(run.metrics)
 
