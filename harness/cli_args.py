@@ -165,6 +165,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.stores = (getattr(args, "store", None) or []) + (getattr(args, "store_after", None) or [])
     if len(args.stores) > 1 and args.command != "report":
-        parser.error(f"{args.command}: --store given {len(args.stores)} times (only report reads several stores)")
+        parser.exit(2, f"pricebench: error: {args.command}: --store given {len(args.stores)} times (only report "
+                       f"reads several stores)\n")
     args.store = args.stores[0] if args.stores else None
     return args
