@@ -32,6 +32,8 @@ class RunConflict(InputError):
 
 def record_difference(a: dict, b: dict) -> str | None:
     """The first field (by name) in which two records of one item differ, timings aside; None if they agree."""
+    if a == b:
+        return None
     for key in sorted((set(a) | set(b)) - TIMING_FIELDS):
         if a.get(key, _ABSENT) != b.get(key, _ABSENT):
             return key

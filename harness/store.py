@@ -24,7 +24,7 @@ from pathlib import Path
 
 from harness.cache import folder_lock
 from harness.errors import InputError
-from harness.jsonio import atomic_write, finite_json, loads, read_json, write_json_atomic
+from harness.jsonio import atomic_file, atomic_write, finite_json, loads, read_json, write_json_atomic
 
 MANIFEST, PREDICTIONS, METRICS = "manifest.json", "predictions.jsonl", "metrics.json"
 RUN_ID = re.compile(r"[0-9a-f]{16}")
@@ -222,6 +222,12 @@ class RunFolder:
         self.close_log()
         atomic_write(self.path / PREDICTIONS, "".join(
             json.dumps(finite_json(r), ensure_ascii=False, allow_nan=False) + "\n" for r in records))
+
+    def write_predictions(self, lines: bytes) -> None:
+        """Replace predictions.jsonl by whole lines already checked (a run carried in a bundle), as they are."""
+        self.close_log()
+        with atomic_file(self.path / PREDICTIONS, "wb") as f:
+            f.write(lines)
 
     def close_log(self, quiet: bool = False) -> None:
         log, self._log = self._log, None

@@ -156,7 +156,7 @@ def test_a_damaged_run_is_neither_exported_nor_imported_into(human, tmp_path, ca
         f.write("garbage\n")
     before = snapshot(tmp_path / "damaged")
     code, _, err = cli(capsys, "--store", tmp_path / "damaged", "export-runs", rid, tmp_path / "x.tar.gz")
-    assert_one_line_error(code, err, f"run {rid} is damaged", "predictions.jsonl:251", exit_code=2)
+    assert_one_line_error(code, err, f"run {rid} cannot be exported", "predictions.jsonl:251", exit_code=2)
     assert not (tmp_path / "x.tar.gz").exists()
     code, _, err = cli(capsys, "--store", tmp_path / "damaged", "import", tmp_path / "good.tar.gz")
     assert_one_line_error(code, err, f"run {rid} is damaged in the store", exit_code=2)

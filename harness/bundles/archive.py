@@ -81,7 +81,7 @@ def write_bundle(path, members: list[tuple[str, bytes]]) -> dict:
         raise InputError(f"{why}, over a bundle's limits ({MAX_MEMBER_BYTES:,} bytes a file, {MAX_MEMBERS:,} files, "
                          f"{MAX_TOTAL_BYTES:,} bytes in all): export fewer runs per bundle", path=path, field="FILE")
     with atomic_file(path, "wb") as raw:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz:   # gzip's own default
             with tarfile.open(fileobj=gz, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
                 for name, data in members:
                     tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))

@@ -48,11 +48,6 @@ def _leaderboard_runs(path: str, store: RunStore, data_dir, skipped: list[str]) 
 
 def _run_files(folder: RunFolder) -> dict[str, bytes]:
     """The run's files as they are on disk (a torn last line left out), read under the folder's lock."""
-    seen = folder.inspect()
-    if seen.state in ("damaged", "empty"):
-        why = seen.problems[0] if seen.problems else f"{folder.path}: holds no run"
-        raise InputError(f"run {folder.run_id} is {seen.state} and cannot be exported ({why}); `pricebench run` "
-                         f"of the same job repairs it", field="run")
     files = {}
     with folder.lock(on_wait=waiting(folder.run_id)):
         for name in RUN_FILES:
@@ -81,7 +76,11 @@ def export_runs(refs: list[str], out, *, store=None, data_dir=None) -> Exported:
     members, runs = [], {}
     for rid in sorted(folders):
         files = _run_files(folders[rid])
-        seen = run_from_files(rid, files, f"{folders[rid].path}")     # what import will accept
+        try:
+            seen = run_from_files(rid, files, f"{folders[rid].path}")     # what import will accept
+        except InputError as e:
+            raise InputError(f"run {rid} cannot be exported: {e}; `pricebench run` of the same job repairs "
+                             f"a damaged run", field="run") from None
         runs[rid] = seen.state
         members += [(f"runs/{rid}/{name}", files[name]) for name in RUN_FILES if name in files]
     write_bundle(out, members)

@@ -20,7 +20,8 @@ from harness.bundles.archive import RUN_MEMBER, read_bundle
 from harness.bundles.runs import run_from_files
 from harness.errors import InputError
 from harness.runmerge import merge
-from harness.store import Inspection, RunFolder, RunStore
+from harness.jsonio import loads
+from harness.store import METRICS, MANIFEST, PREDICTIONS, Inspection, RunFolder, RunStore
 
 WRITES = {"new", "replaced", "merged", "completed"}
 SAYS = {"new": "added", "same": "already in the store, identical: nothing to do",
@@ -81,6 +82,15 @@ def _write(folder: RunFolder, run: Inspection) -> None:
         folder.write_metrics(run.metrics)
 
 
+def _write_as_is(folder: RunFolder, files: dict) -> None:
+    """A run the store does not have: its files as the bundle holds them (checked by the plan)."""
+    folder.remove_metrics()
+    folder.write_manifest(loads(bytes(files[MANIFEST]).decode("utf-8")))
+    folder.write_predictions(bytes(files[PREDICTIONS]))
+    if METRICS in files:
+        folder.write_metrics(loads(bytes(files[METRICS]).decode("utf-8")))
+
+
 def import_bundle(path, *, store=None, echo=None) -> Imported:
     """Merge the bundle at `path` into `store`; nothing is written unless every run can be."""
     path, store = Path(path), RunStore(store)
@@ -98,10 +108,13 @@ def import_bundle(path, *, store=None, echo=None) -> Imported:
         if outcome in WRITES:
             folder = store.folder(rid)
             with folder.lock(on_wait=waiting(rid)):
-                result, outcome = _plan(folder, incoming(rid), path)      # the folder may have moved on meanwhile
-                if outcome in WRITES:
-                    _write(folder, result)
-                state = result.state
+                if outcome == "new" and folder.inspect().state == "empty":     # still nothing there
+                    _write_as_is(folder, files[rid])
+                else:                                   # the folder moved on meanwhile: plan again
+                    result, outcome = _plan(folder, incoming(rid), path)
+                    if outcome in WRITES:
+                        _write(folder, result)
+                    state = result.state
         outcomes[rid] = (outcome, state)
         if echo:
             echo(f"run {rid} ({state}): {SAYS[outcome]}")
