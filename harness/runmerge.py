@@ -55,6 +55,15 @@ def _check_same_run(ours: Inspection, theirs: Inspection, ours_at: str, theirs_a
                                   f"{theirs_at} (the same run id with two different replies); neither is merged")
 
 
+def _listed(value) -> list:
+    return list(value) if isinstance(value, list) else []
+
+
+def _sessions(manifest: dict) -> list[dict]:
+    """A manifest's sessions (a hand-edited one may hold something else: left out)."""
+    return [s for s in _listed(manifest.get("sessions")) if isinstance(s, dict)]
+
+
 def merge(ours: Inspection, theirs: Inspection, ours_at: str, theirs_at: str) -> tuple[Inspection, str]:
     """The union of two usable (complete or partial) copies of one run, and what it took:
 
@@ -74,10 +83,10 @@ def merge(ours: Inspection, theirs: Inspection, ours_at: str, theirs_at: str) ->
     for key in DESCRIBING:
         if key not in manifest and key in theirs.manifest:
             manifest[key] = theirs.manifest[key]
-    sessions = list(manifest.get("sessions") or [])
-    sessions += [s for s in theirs.manifest.get("sessions") or [] if s not in sessions]
+    sessions = _sessions(manifest)
+    sessions += [s for s in _sessions(theirs.manifest) if s not in sessions]
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    merges = list(manifest.get("merged") or []) + [{"items": len(new), "from": Path(theirs_at).name, "at": now}]
+    merges = _listed(manifest.get("merged")) + [{"items": len(new), "from": Path(theirs_at).name, "at": now}]
     manifest.update(sessions=sessions, merged=merges)
     union = {**ours.records, **new}
     order = manifest["item_ids"]

@@ -258,6 +258,12 @@ def _described(predictor, manifest: dict) -> dict:
             "info": {**manifest.get("info", {}), **predictor.run_info()}}
 
 
+def _seconds(session, key: str) -> float:
+    """A session's timing (0 where a hand-edited or imported manifest holds none, or no finite number)."""
+    value = session.get(key, 0) if isinstance(session, dict) else 0
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else 0
+
+
 def finished(manifest: dict, records: list[dict]) -> tuple:
     """Score a run's records (every item, in item order) and mark its manifest finished: status,
     usage, cost and timings over all its sessions; returns (metrics, the per-item DataFrame).
@@ -267,14 +273,14 @@ def finished(manifest: dict, records: list[dict]) -> tuple:
     m = run_metrics(df)
     usage: dict = {}
     for record in records:
-        for key, value in (record.get("usage") or {}).items():
-            if isinstance(value, (int, float)):
+        spent = record.get("usage")
+        for key, value in (spent.items() if isinstance(spent, dict) else ()):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
                 usage[key] = usage.get(key, 0) + value
     status = "failed" if m["failed"] >= m["n"] else "complete-with-failures" if m["failed"] else "complete"
     manifest.update(status=status, updated=_now(), usage=usage, cost_usd=round(usage.get("cost_usd", 0.0), 6))
-    sessions = manifest.get("sessions") or []
-    manifest["timings"] = {"prepare_s": round(sum(s.get("prepare_s", 0) for s in sessions), 3),
-                           "predict_s": round(sum(s.get("predict_s", 0) for s in sessions), 3)}
+    manifest["timings"] = {key: round(sum(_seconds(s, key) for s in manifest.get("sessions") or []), 3)
+                           for key in ("prepare_s", "predict_s")}
     manifest["timings"]["items_per_s"] = round(len(records) / max(manifest["timings"]["predict_s"], 1e-9), 3)
     return m, df
 

@@ -85,6 +85,27 @@ def test_two_partial_halves_merge_into_the_straight_run(human, tmp_path, capsys)
     assert code == 0 and "MAE $126.55" in out and "PARTIAL" not in out
 
 
+def test_odd_but_well_formed_fields_of_a_partial_bundle_do_not_break_a_merge(human, tmp_path, capsys):
+    store, rid = human
+    first, second = tmp_path / "first", tmp_path / "second"
+    _copy_run(store, first, rid, slice(0, 125), metrics=False)
+    folder = _copy_run(store, second, rid, slice(125, None), metrics=False)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["sessions"] = [{"prepare_s": "slow", "predict_s": 1e308}, "not a session", 7]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    lines = (folder / "predictions.jsonl").read_text().splitlines(keepends=True)
+    record = json.loads(lines[0])
+    record["usage"] = ["tokens", None]
+    lines[0] = json.dumps(record) + "\n"
+    (folder / "predictions.jsonl").write_text("".join(lines))
+    assert cli(capsys, "--store", second, "export-runs", rid, tmp_path / "odd.tar.gz")[0] == 0
+    code, out, err = cli(capsys, "--store", first, "import", tmp_path / "odd.tar.gz")
+    assert code == 0 and "now complete" in out, err
+    assert (first / rid / "metrics.json").read_bytes() == (store / rid / "metrics.json").read_bytes()
+    timings = json.loads((first / rid / "manifest.json").read_text())["timings"]
+    assert timings["prepare_s"] == json.loads((store / rid / "manifest.json").read_text())["timings"]["prepare_s"]
+
+
 def test_partial_merges_that_stay_partial_and_partial_against_complete(human, tmp_path, capsys):
     store, rid = human
     low, mid = tmp_path / "low", tmp_path / "mid"

@@ -43,6 +43,9 @@ def _manifest(data, rid: str, where: str) -> dict:
     for key, value in named.items():        # what reports show must be what the id stands for
         if manifest.get(key) != value:
             raise InputError(f"is {manifest.get(key)!r}, but the run's identity says {value!r}", path=where, field=key)
+    for key, kind, what in (("sessions", list, "a list"), ("info", dict, "an object")):
+        if key in manifest and not isinstance(manifest[key], kind):
+            raise InputError(f"must be {what}", path=where, field=key)
     items = manifest.get("item_ids")
     if not isinstance(items, list) or not items or not all(isinstance(i, str) and i for i in items) \
             or len(set(items)) != len(items):

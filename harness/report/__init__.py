@@ -31,9 +31,9 @@ def report_for_store(*, store=None, out_dir=None, name: str = "store") -> Path:
     checked_name(name, "report name", "--name")
     entries, missing = entries_from_store(store)
     tasks = list(dict.fromkeys([e.task for e in entries] + [m.task for m in missing if m.task is not None]))
-    several = len(store_list(store)) > 1
-    info = BoardInfo(name, f"All runs in {f'{len(store_list(store))} stores' if several else 'the store'} "
-                           f"({len(entries)})", "", tasks)
+    stores = len(store_list(store))
+    info = BoardInfo(name, f"All runs in {f'{stores} stores' if stores > 1 else 'the store'} ({len(entries)})", "",
+                     tasks)
     return build_report(info, entries, out_dir or DEFAULT_REPORTS_DIR / name, missing)
 
 
