@@ -6,7 +6,8 @@ pricebench show <run-id>
 pricebench compare <run-id> <run-id>
 pricebench verify <run-id> [--items 32]
 pricebench suite leaderboards/course.yaml [--dry-run] [--executor ray --address HOST:PORT]
-pricebench report leaderboards/course.yaml | pricebench report --store runs
+pricebench report leaderboards/course.yaml | pricebench report --store runs [--store other-runs]
+pricebench export-runs <run-id>... | leaderboard.yaml FILE ; pricebench import FILE
 pricebench export-lm-eval amazon8 lm_eval_tasks/
 pricebench curate OUT --name NAME --raw meta_Appliances.jsonl [--tokenizer ...] [--seed 42]
 """
@@ -17,7 +18,7 @@ import signal
 import sys
 import threading
 
-from harness.cli_args import build_parser, parse_options
+from harness.cli_args import parse_args, parse_options
 from harness.errors import InputError, describe
 from harness.jsonio import finite_json
 
@@ -185,14 +186,35 @@ def cmd_suite(args) -> int:
 def cmd_report(args) -> int:
     from harness.report import report_for_leaderboard, report_for_store
 
+    stores = args.stores or None        # several: one leaderboard from all (docs/leaderboards.md)
     if args.leaderboard:
         from harness.suite import load_leaderboard
 
         index = report_for_leaderboard(load_leaderboard(args.leaderboard), out_dir=args.out,
-                                       data_dir=args.data_dir, store=args.store)
+                                       data_dir=args.data_dir, store=stores)
     else:
-        index = report_for_store(store=args.store, out_dir=args.out, name=args.name)
+        index = report_for_store(store=stores, out_dir=args.out, name=args.name)
     print(f"report: {index}")
+    return 0
+
+
+def cmd_export_runs(args) -> int:
+    from harness.bundles import export_runs
+
+    done = export_runs(args.runs, args.file, store=args.store, data_dir=args.data_dir)
+    for line in done.skipped:
+        print(f"pricebench: skipped (nothing stored): {line}", file=sys.stderr)
+    partial = sum(state == "partial" for state in done.runs.values())
+    print(f"wrote {done.path}: {len(done.runs)} run(s) ({len(done.runs) - partial} complete, {partial} partial), "
+          f"{done.size:,} bytes; on the other machine: pricebench import {done.path.name}")
+    return 0
+
+
+def cmd_import_runs(args) -> int:
+    from harness.bundles import import_bundle
+
+    done = import_bundle(args.file, store=args.store, echo=print)
+    print(f"imported {done.path}: {done.written} of {len(done.outcomes)} run(s) written to the store")
     return 0
 
 
@@ -238,8 +260,8 @@ def cmd_curate(args) -> int:
 
 
 VERBS = {"tasks": cmd_tasks, "run": cmd_run, "show": cmd_show, "verify": cmd_verify, "compare": cmd_compare,
-         "suite": cmd_suite, "report": cmd_report, "export-lm-eval": cmd_export_lm_eval,
-         "curate": cmd_curate}
+         "suite": cmd_suite, "report": cmd_report, "export-runs": cmd_export_runs, "import": cmd_import_runs,
+         "export-lm-eval": cmd_export_lm_eval, "curate": cmd_curate}
 
 
 def _interrupt(signum, frame):
@@ -248,7 +270,7 @@ def _interrupt(signum, frame):
 
 def main(argv=None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
     except SystemExit as e:          # usage errors (exit 2) and --help (exit 0)
         return e.code if isinstance(e.code, int) else 2
     previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() \

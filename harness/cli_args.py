@@ -1,7 +1,8 @@
 """What the `pricebench` command line accepts: its verbs, their arguments, and -o key=value.
 
 A usage error is one `pricebench: error:` line like every other error; counts are checked
-ranges; --data-dir, --store and --debug are taken before or after the verb.
+ranges; --data-dir, --store and --debug are taken before or after the verb (`report` takes
+several --store).
 """
 from __future__ import annotations
 
@@ -57,7 +58,10 @@ def _common(suppress: bool) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", help="offline data folder (default $PRICEBENCH_DATA; unset = Hugging Face hub)",
                         **default)
-    common.add_argument("--store", help="run store folder (default $PRICEBENCH_STORE or ./runs)", **default)
+    # before the verb -> args.store, after it -> args.store_after: parse_args joins them (report takes several)
+    common.add_argument("--store", action="append", dest="store_after" if suppress else "store", metavar="DIR",
+                        help="run store folder (default $PRICEBENCH_STORE or ./runs); `report` takes several",
+                        **default)
     common.add_argument("--debug", action="store_true", help="show the full traceback of an error", **default)
     common.add_argument("--strict", action="store_true", **default,
                         help="tasks/run: a train item that duplicates an evaluation item by title or text is an "
@@ -116,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="report folder (default reports/<leaderboard name>)")
     p.add_argument("--name", default="store", help="report name when reporting a whole store (default: store)")
 
+    p = add("export-runs", help="write runs of the store (by id, or a leaderboard's) to one bundle file")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run id or unique prefix, or a leaderboard YAML")
+    p.add_argument("file", metavar="FILE", help="the bundle to write (.tar.gz); replaces only a bundle it wrote")
+
+    p = add("import", help="merge a bundle of runs (export-runs) into the store")
+    p.add_argument("file", metavar="FILE", help="a bundle written by pricebench export-runs")
+
     p = add("export-lm-eval", help="write a task folder that `lm_eval --include_path` runs")
     p.add_argument("task", help="task name or path to a task YAML")
     p.add_argument("dir", help="output folder")
@@ -145,3 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad-lines", action="store_true",
                    help="count raw lines that are not JSON objects in the data card instead of stopping")
     return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the command line; `args.stores` lists every --store (before and after the verb), and
+    `args.store` is the one store of every verb but `report` (which reads several)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.stores = (getattr(args, "store", None) or []) + (getattr(args, "store_after", None) or [])
+    if len(args.stores) > 1 and args.command != "report":
+        parser.exit(2, f"pricebench: error: {args.command}: --store given {len(args.stores)} times (only report "
+                       f"reads several stores)\n")
+    args.store = args.stores[0] if args.stores else None
+    return args

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -25,13 +26,15 @@ def finite_json(obj):
     return obj
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write to a unique temporary sibling, fsync, rename over `path`: readers see old or new, never half."""
+@contextmanager
+def atomic_file(path: Path, mode: str = "w"):
+    """A file object on a unique temporary sibling of `path`; when the block ends well it is fsynced
+    and renamed over `path` (readers see old or new, never half); on any failure it is removed."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
@@ -39,6 +42,12 @@ def atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write to a unique temporary sibling, fsync, rename over `path`: readers see old or new, never half."""
+    with atomic_file(path) as f:
+        f.write(text)
 
 
 def write_json_atomic(path: Path, obj) -> None:

@@ -157,6 +157,7 @@ def _run(task: Task, predictor, store: RunStore, progress, allow_mixed: bool = F
             manifest["train_excluded"] = {"count": len(excluded), "items": excluded}
         session = {"started": _now(), "items": len(todo), "resumed_from": len(done)}
         if todo:
+            manifest.update(_described(predictor, manifest))   # a partial run says what it is, too
             session["environment"] = predictor.environment()
             session["reply_environment"] = predictor.reply_environment()
             _check_environment(manifest, session, rid, len(done), allow_mixed)
@@ -250,27 +251,47 @@ def _mark(folder: RunFolder, manifest: dict, session: dict, status: str) -> None
         pass
 
 
-def _finish(folder: RunFolder, items, done, manifest, session, predictor, computed, notes) -> RunResult:
-    session["finished"] = _now()
-    records = [done[item.id] for item in items]
-    folder.rewrite_predictions(records)
+def _described(predictor, manifest: dict) -> dict:
+    """What the run is and where it runs: written when a session starts (so a partial run, or one
+    completed by merging imported items, carries it) and refreshed when the run finishes."""
+    return {"label": predictor.label(), "kind": predictor.kind, "versions": _versions(), "hardware": _hardware(),
+            "info": {**manifest.get("info", {}), **predictor.run_info()}}
+
+
+def _seconds(session, key: str) -> float:
+    """A session's timing (0 where a hand-edited or imported manifest holds none, or no finite number)."""
+    value = session.get(key, 0) if isinstance(session, dict) else 0
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else 0
+
+
+def finished(manifest: dict, records: list[dict]) -> tuple:
+    """Score a run's records (every item, in item order) and mark its manifest finished: status,
+    usage, cost and timings over all its sessions; returns (metrics, the per-item DataFrame).
+    The one definition of a finished run: for a run that ends here, and for one completed by
+    merging imported items (harness.runmerge)."""
     df = records_frame(records)
     m = run_metrics(df)
     usage: dict = {}
     for record in records:
-        for key, value in (record.get("usage") or {}).items():
-            if isinstance(value, (int, float)):
+        spent = record.get("usage")
+        for key, value in (spent.items() if isinstance(spent, dict) else ()):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
                 usage[key] = usage.get(key, 0) + value
     status = "failed" if m["failed"] >= m["n"] else "complete-with-failures" if m["failed"] else "complete"
-    manifest.update(
-        status=status, updated=_now(), label=predictor.label(), kind=predictor.kind, versions=_versions(),
-        hardware=_hardware(), usage=usage, cost_usd=round(usage.get("cost_usd", 0.0), 6),
-        info={**manifest.get("info", {}), **predictor.run_info()})
+    manifest.update(status=status, updated=_now(), usage=usage, cost_usd=round(usage.get("cost_usd", 0.0), 6))
+    manifest["timings"] = {key: round(sum(_seconds(s, key) for s in manifest.get("sessions") or []), 3)
+                           for key in ("prepare_s", "predict_s")}
+    manifest["timings"]["items_per_s"] = round(len(records) / max(manifest["timings"]["predict_s"], 1e-9), 3)
+    return m, df
+
+
+def _finish(folder: RunFolder, items, done, manifest, session, predictor, computed, notes) -> RunResult:
+    session["finished"] = _now()
+    records = [done[item.id] for item in items]
+    folder.rewrite_predictions(records)
+    manifest.update(_described(predictor, manifest))
     manifest["sessions"].append(session)
-    manifest["timings"] = {
-        "prepare_s": round(sum(s.get("prepare_s", 0) for s in manifest["sessions"]), 3),
-        "predict_s": round(sum(s.get("predict_s", 0) for s in manifest["sessions"]), 3)}
-    manifest["timings"]["items_per_s"] = round(len(items) / max(manifest["timings"]["predict_s"], 1e-9), 3)
+    m, df = finished(manifest, records)
     folder.write_manifest(manifest)
     folder.write_metrics(m)
     return RunResult(run_id=folder.run_id, path=folder.path, manifest=manifest, metrics=m, df=df, cached=False,

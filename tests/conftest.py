@@ -1,7 +1,8 @@
-"""Shared fixtures: the real course data (../shared/data) and a throw-away run store."""
+"""Shared fixtures: the real course data (../shared/data), a throw-away run store, a small tmpfs."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,3 +20,22 @@ def data_dir() -> Path:
 @pytest.fixture
 def store(tmp_path) -> Path:
     return tmp_path / "runs"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB tmpfs; yields (mount point, resize(size))."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:     # a container without CAP_SYS_ADMIN: say so in the skip list
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+
+    def resize(size: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(disk)], check=True)
+
+    try:
+        yield disk, resize
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 import pytest
 
@@ -20,25 +19,6 @@ def _slow_backend():
     from tests import _slow_predictor
 
     _slow_predictor.register()
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 64 KiB tmpfs; yields (mount point, resize(size))."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(disk)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:     # a container without CAP_SYS_ADMIN: say so in the skip list
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-
-    def resize(size: str) -> None:
-        subprocess.run(["mount", "-o", f"remount,size={size}", str(disk)], check=True)
-
-    try:
-        yield disk, resize
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_full_disk_mid_run_then_resume(small_disk, tmp_path, data_dir, capsys):

@@ -2,6 +2,7 @@
 
 report_for_leaderboard: the rows a leaderboard spec asks for, as far as the store has them.
 report_for_store: every run folder in a store, grouped by task (only finished runs are ranked).
+Both take one store or a list of stores, read as one (stores.py: which copy of a run is shown).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from harness.report.build import BoardInfo, build_report
 from harness.report.outdir import check_out_dir
 from harness.report.collect import entries_from_leaderboard, entries_from_store
 from harness.report.names import checked_name
+from harness.report.stores import store_list
 
 DEFAULT_REPORTS_DIR = Path("reports")
 
@@ -29,7 +31,9 @@ def report_for_store(*, store=None, out_dir=None, name: str = "store") -> Path:
     checked_name(name, "report name", "--name")
     entries, missing = entries_from_store(store)
     tasks = list(dict.fromkeys([e.task for e in entries] + [m.task for m in missing if m.task is not None]))
-    info = BoardInfo(name, f"All runs in the store ({len(entries)})", "", tasks)
+    stores = len(store_list(store))
+    info = BoardInfo(name, f"All runs in {f'{stores} stores' if stores > 1 else 'the store'} ({len(entries)})", "",
+                     tasks)
     return build_report(info, entries, out_dir or DEFAULT_REPORTS_DIR / name, missing)
 
 

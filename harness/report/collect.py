@@ -19,13 +19,15 @@ import numpy as np
 import pandas as pd
 
 from harness.report.names import name_problem
+from harness.report.stores import job_status_across, runs_across, store_list
 from harness.results import RunResult, published_result
-from harness.store import Inspection, RunStore
+from harness.store import Inspection
 
 ITEM_COLUMNS = ("id", "title", "raw", "guess", "truth", "error", "colour", "parsed")
 TEXT_COLUMNS = ("id", "title", "raw", "colour")
 REFERENCE_KINDS = ("human", "frontier")     # reference rows the leaderboard highlights
 UNRANKED_STATES = ("failed", "damaged", "partial", "empty")    # store states shown, never ranked
+# (and "conflict": two stores hold different contents under one run id, report/stores.py)
 
 
 def _text(value, default: str = "") -> str:
@@ -249,12 +251,10 @@ def split_unrankable(entries: list[Entry]) -> tuple[list[Entry], list[Missing]]:
 
 
 def entries_from_leaderboard(board, *, data_dir=None, store=None) -> tuple[list[Entry], list[Missing]]:
-    """Each job of a leaderboard resolved against the store; nothing is run."""
-    from harness.suite import job_status
-
-    entries, missing, cache, seen = [], [], {}, set()
+    """Each job of a leaderboard resolved against the store (or stores: report/stores.py); nothing is run."""
+    entries, missing, cache, seen, stores = [], [], {}, set(), store_list(store)
     for job in board.jobs:
-        status = job_status(job, data_dir=data_dir, store=store, task_cache=cache)
+        status = job_status_across(job, stores, data_dir=data_dir, task_cache=cache)
         task = cache[job.task].name if job.task in cache else job.task_name
         if status.state == "cached":
             if status.run_id in seen:
@@ -292,10 +292,13 @@ def _published_only(board, tasks: dict) -> list[Entry]:
 
 
 def entries_from_store(store=None) -> tuple[list[Entry], list[Missing]]:
-    """Every run folder of a store: complete runs ranked, every other folder marked (never ranked)."""
+    """Every run folder of a store (or of several: report/stores.py): complete runs ranked, every
+    other folder marked (never ranked)."""
     entries, missing = [], []
-    for folder in RunStore(store).folders():
-        row = from_inspection(folder.inspect())
+    for rid, seen, conflict in runs_across(store_list(store)):
+        row = from_inspection(seen)
+        if conflict is not None:
+            row = Missing(row.task, _describe(seen), "conflict", conflict.reason, rid)
         (missing if isinstance(row, Missing) else entries).append(row)
     entries, unrankable = split_unrankable(entries)
     return entries, missing + unrankable

@@ -1,0 +1,87 @@
+"""`pricebench export-runs RUN... FILE`: runs of a store (by id, or every run a leaderboard holds) -> one bundle.
+
+Each run's files are read under the run folder's lock (a run being written is exported as it is
+when its writer lets go), checked as an import will check them, and written with the bundle
+manifest in one atomic step. FILE may replace only a bundle pricebench wrote: any other existing
+file, a folder or a symbolic link is refused and left as it was.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.bundles.archive import RUN_FILES, is_bundle, write_bundle
+from harness.bundles.importer import waiting
+from harness.bundles.runs import run_from_files
+from harness.errors import InputError
+from harness.store import PREDICTIONS, RunFolder, RunStore
+
+
+@dataclass
+class Exported:
+    path: Path
+    runs: dict[str, str]                        # run id -> complete | partial
+    skipped: list[str] = field(default_factory=list)    # leaderboard jobs with nothing to export, and why
+    size: int = 0
+
+
+def _check_target(out: Path) -> None:
+    if out.is_symlink() or (out.exists() and not out.is_file()):
+        raise InputError("is a symbolic link or a folder: not writing a bundle there", path=out, field="FILE")
+    if out.exists() and not is_bundle(out):
+        raise InputError("exists and is not a bundle pricebench wrote: not overwriting it (move it, or choose "
+                         "another file)", path=out, field="FILE")
+
+
+def _leaderboard_runs(path: str, store: RunStore, data_dir, skipped: list[str]) -> list[RunFolder]:
+    from harness.suite import job_status, load_leaderboard
+
+    board, cache, folders = load_leaderboard(path), {}, []
+    for job in board.jobs:
+        status = job_status(job, data_dir=data_dir, store=store.root, task_cache=cache)
+        if status.state in ("cached", "failed", "partial", "damaged"):
+            folders.append(store.folder(status.run_id))     # a damaged one is refused below, by name
+        else:
+            skipped.append(f"{job.describe()}: {status.state}")
+    return folders
+
+
+def _run_files(folder: RunFolder) -> dict[str, bytes]:
+    """The run's files as they are on disk (a torn last line left out), read under the folder's lock."""
+    files = {}
+    with folder.lock(on_wait=waiting(folder.run_id)):
+        for name in RUN_FILES:
+            try:
+                data = (folder.path / name).read_bytes()
+            except FileNotFoundError:
+                continue
+            files[name] = data[:data.rfind(b"\n") + 1] if name == PREDICTIONS else data
+    files.setdefault(PREDICTIONS, b"")
+    return files
+
+
+def export_runs(refs: list[str], out, *, store=None, data_dir=None) -> Exported:
+    """Write the runs named by `refs` (run ids or unique prefixes, or leaderboard YAML files) to `out`."""
+    out, store = Path(out), RunStore(store)
+    _check_target(out)
+    skipped: list[str] = []
+    folders: dict[str, RunFolder] = {}
+    for ref in refs:
+        found = _leaderboard_runs(ref, store, data_dir, skipped) if ref.endswith((".yaml", ".yml")) \
+            else [store.find(ref)]
+        folders.update((f.run_id, f) for f in found)
+    if not folders:
+        raise InputError("nothing to export: no run of these in the store" + (f" ({'; '.join(skipped[:3])})"
+                         if skipped else ""), path=store.root, field="--store")
+    members, runs = [], {}
+    for rid in sorted(folders):
+        files = _run_files(folders[rid])
+        try:
+            seen = run_from_files(rid, files, f"{folders[rid].path}")     # what import will accept
+        except InputError as e:
+            raise InputError(f"run {rid} cannot be exported: {e}; `pricebench run` of the same job repairs "
+                             f"a damaged run", field="run") from None
+        runs[rid] = seen.state
+        members += [(f"runs/{rid}/{name}", files[name]) for name in RUN_FILES if name in files]
+    write_bundle(out, members)
+    return Exported(out, runs, skipped, out.stat().st_size)

@@ -1,0 +1,115 @@
+"""Two copies of one run (same run id) from two stores, or a store and a bundle: one run, or a conflict?
+
+The same id means the same identity (task data and prompts, model spec, scoring), so two copies
+normally hold the same replies; they may hold different items (one machine finished the run,
+another stopped half-way). The rules, shared by `pricebench import` and by a report over several
+stores (docs/leaderboards.md, "Several machines"):
+
+- every item both copies hold must agree: the whole record but its latency (a timing of the
+  machine, not part of the result), and both manifests must have the same identity and items;
+- a complete copy wins over a partial one;
+- two partial copies merge item by item; once the union covers every item of the run it is
+  finished exactly as the runner finishes a run (`runner.finished`: metrics, status, timings);
+- anything else is a conflict (`RunConflict`), named by run, item and field: no rule can choose
+  between two different contents under one id.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from harness.errors import InputError
+from harness.store import Inspection
+
+TIMING_FIELDS = frozenset({"latency_s"})       # per-record fields two agreeing copies may differ in
+DESCRIBING = ("label", "kind", "versions", "hardware", "info")   # what a partial manifest may lack
+_ABSENT = object()
+
+
+class RunConflict(InputError):
+    """The same run id with two different contents."""
+
+
+def record_difference(a: dict, b: dict) -> str | None:
+    """The first field (by name) in which two records of one item differ, timings aside; None if they agree."""
+    if a == b:
+        return None
+    for key in sorted((set(a) | set(b)) - TIMING_FIELDS):
+        if a.get(key, _ABSENT) != b.get(key, _ABSENT):
+            return key
+    return None
+
+
+def _check_same_run(ours: Inspection, theirs: Inspection, ours_at: str, theirs_at: str) -> None:
+    rid, mine, other = ours.run_id, ours.manifest or {}, theirs.manifest or {}
+    for key in ("identity", "item_ids"):
+        if mine.get(key) != other.get(key):
+            raise RunConflict(f"run {rid}: {ours_at} and {theirs_at} hold different runs under this id (manifest "
+                              f"field '{key}' differs); neither is merged")
+    for item in mine.get("item_ids") or []:
+        a, b = ours.records.get(item), theirs.records.get(item)
+        if a is not None and b is not None:
+            field = record_difference(a, b)
+            if field:
+                raise RunConflict(f"run {rid}: item {item}: field '{field}' differs between {ours_at} and "
+                                  f"{theirs_at} (the same run id with two different replies); neither is merged")
+
+
+def _listed(value) -> list:
+    return list(value) if isinstance(value, list) else []
+
+
+def _sessions(manifest: dict) -> list[dict]:
+    """A manifest's sessions (a hand-edited one may hold something else: left out)."""
+    return [s for s in _listed(manifest.get("sessions")) if isinstance(s, dict)]
+
+
+def merge(ours: Inspection, theirs: Inspection, ours_at: str, theirs_at: str) -> tuple[Inspection, str]:
+    """The union of two usable (complete or partial) copies of one run, and what it took:
+
+    same (both complete) | kept (ours already holds every item theirs has) | replaced (theirs is
+    complete, ours partial) | merged (a larger partial union) | completed (the union holds every
+    item: finished and scored). Raises RunConflict when the copies disagree.
+    """
+    _check_same_run(ours, theirs, ours_at, theirs_at)
+    if ours.state == "complete":
+        return ours, "same" if theirs.state == "complete" else "kept"
+    if theirs.state == "complete":
+        return theirs, "replaced"
+    new = {k: v for k, v in theirs.records.items() if k not in ours.records}
+    if not new:
+        return ours, "kept"
+    manifest = dict(ours.manifest)
+    for key in DESCRIBING:
+        if key not in manifest and key in theirs.manifest:
+            manifest[key] = theirs.manifest[key]
+    sessions = _sessions(manifest)
+    sessions += [s for s in _sessions(theirs.manifest) if s not in sessions]
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    merges = _listed(manifest.get("merged")) + [{"items": len(new), "from": Path(theirs_at).name, "at": now}]
+    manifest.update(sessions=sessions, merged=merges)
+    union = {**ours.records, **new}
+    order = manifest["item_ids"]
+    records = {item: union[item] for item in order if item in union}
+    if len(records) < len(order):
+        manifest["updated"] = now
+        return Inspection(ours.folder, "partial", manifest, None, records), "merged"
+    from harness.runner import finished
+
+    metrics, _ = finished(manifest, list(records.values()))
+    return Inspection(ours.folder, "complete", manifest, metrics, records), "completed"
+
+
+def combine(copies: list[tuple[str, Inspection]]) -> Inspection:
+    """One view of a run that several stores hold (`copies`: (store, inspection), in --store order).
+
+    Complete and partial copies are merged (`merge`; a conflict raises RunConflict); a damaged or
+    empty copy is passed over when another copy is usable, and shown as it is when none is.
+    """
+    usable = [(where, seen) for where, seen in copies if seen.state in ("complete", "partial") and seen.manifest]
+    if not usable:
+        return copies[0][1]
+    where, view = usable[0]
+    for other_at, other in usable[1:]:
+        view, _ = merge(view, other, where, other_at)
+    return view
