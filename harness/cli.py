@@ -9,6 +9,7 @@ pricebench suite leaderboards/course.yaml [--dry-run] [--executor ray --address 
 pricebench report leaderboards/course.yaml | pricebench report --store runs [--store other-runs]
 pricebench export-runs <run-id>... | leaderboard.yaml FILE ; pricebench import FILE
 pricebench export-lm-eval amazon8 lm_eval_tasks/
+pricebench export-eee <run-id>... | leaderboards/course.yaml OUT_DIR
 pricebench curate OUT --name NAME --raw meta_Appliances.jsonl [--tokenizer ...] [--seed 42]
 """
 from __future__ import annotations
@@ -231,6 +232,25 @@ def cmd_export_lm_eval(args) -> int:
     return 0
 
 
+def cmd_export_eee(args) -> int:
+    from harness.eee_export import export_eee
+
+    result = export_eee(args.sources, args.out, data_dir=args.data_dir, store=args.store)
+    for row, items in result.written:
+        what = f"{items} items" if items else "aggregate only: a published figure"
+        print(f"wrote {row.folder / row.file_id}.json ({what}): {row.aggregate['model_info']['name']}")
+    for line in result.skipped:
+        print(f"not exported: {line}")
+    if not result.written:
+        print(f"pricebench: error: nothing to export ({len(result.skipped)} job(s) not complete)", file=sys.stderr)
+        return 1
+    published = sum(1 for _, items in result.written if not items)
+    print(f"{len(result.written)} exported to {result.out} ({len(result.written) - published} runs with items, "
+          f"{published} published figures), {len(result.skipped)} not exported; validate with:\n"
+          f"  python -m every_eval_ever.validate '{result.out}/data/*/*/*/*.json*'")
+    return 0
+
+
 def cmd_curate(args) -> int:
     import shlex
 
@@ -261,7 +281,7 @@ def cmd_curate(args) -> int:
 
 VERBS = {"tasks": cmd_tasks, "run": cmd_run, "show": cmd_show, "verify": cmd_verify, "compare": cmd_compare,
          "suite": cmd_suite, "report": cmd_report, "export-runs": cmd_export_runs, "import": cmd_import_runs,
-         "export-lm-eval": cmd_export_lm_eval, "curate": cmd_curate}
+         "export-lm-eval": cmd_export_lm_eval, "export-eee": cmd_export_eee, "curate": cmd_curate}
 
 
 def _interrupt(signum, frame):

@@ -135,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", choices=["base", "chat"], default="base",
                    help="base completion prompt, or the chat prompt (run with lm_eval --apply_chat_template)")
 
+    p = add("export-eee", help="write stored runs, or a leaderboard's, as Every Eval Ever files (schema 0.3.0)")
+    p.add_argument("sources", nargs="+", metavar="RUN_ID | LEADERBOARD.yaml",
+                   help="run ids (or unique prefixes), or one leaderboard YAML (its complete runs and published rows)")
+    p.add_argument("out", metavar="OUT_DIR", help="output folder (new, empty, or written by an earlier export-eee)")
+
     p = add("curate", help="build a task folder from raw Amazon Reviews 2023 metadata (the course's rules)")
     p.add_argument("out", help="folder to write OUT/NAME/ into (use OUT as --data-dir for the task)")
     p.add_argument("--name", required=True, help="task name (folder, file and id prefix)")

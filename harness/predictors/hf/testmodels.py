@@ -21,6 +21,7 @@ from harness.predictors.hf.gguf_cache import dequantized_folder
 SMOLLM2 = "smollm2-135m-instruct"
 GEMMA3 = "gemma-3-270m"
 ALIASES = (SMOLLM2, GEMMA3)
+UPSTREAM = {SMOLLM2: "HuggingFaceTB/SmolLM2-135M-Instruct", GEMMA3: "google/gemma-3-270m"}   # what each alias is
 
 
 def _pip(*args: str) -> None:
