@@ -60,8 +60,12 @@ class Metric:
         return f"{self.description} ({self.better})"
 
     def show(self, value) -> str:
-        """The value as every table and summary writes it ("—" when unknown)."""
-        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        """The value as every table and summary writes it ("—" when unknown, not finite or not a number)."""
+        try:
+            value = float(value) if not isinstance(value, (bool, str)) else None
+        except (TypeError, ValueError):
+            value = None
+        if value is None or not math.isfinite(value):
             return "—"
         if self.format == "money":
             return f"{'-' if value < 0 else ''}${abs(value):,.{self.digits}f}"

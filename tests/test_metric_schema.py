@@ -71,6 +71,7 @@ def test_the_table_is_well_formed():
         Metric("x", "X", "no such format", True, "furlongs")
     assert METRIC_BY_KEY["mae"].show(1234.5) == "$1,234.50" and METRIC_BY_KEY["cost_usd"].show(0.0123) == "$0.0123"
     assert METRIC_BY_KEY["hit_rate"].show(None) == "—" and METRIC_BY_KEY["mse"].show(22871.6) == "22,872"
+    assert [METRIC_BY_KEY["mae"].show(v) for v in ("12", True, float("inf"), [1])] == ["—"] * 4   # a damaged file
 
 
 def test_metrics_json_and_the_displayed_fields_hold_every_metric_of_the_table(data_dir):
