@@ -59,11 +59,11 @@ class RunResult:
         if self.state != "complete":
             total = self.manifest.get("n_items", "?")
             text += f"  [{self.state.upper()}: {m['n']} of {total} items]"
-        if not self.published:
+        if not self.published:      # the rate, then its counts (requests that failed after every retry)
             failures = METRIC_BY_KEY["parse_failure_rate"]
-            text += f"  {failures.label} {failures.show(m.get('parse_failure_rate'))} ({m['parse_failures']}/{m['n']})"
-            if m.get("failed"):
-                text += f"  {METRIC_BY_KEY['failed'].label} {METRIC_BY_KEY['failed'].show(m['failed'])}"
+            failed = f", {m['failed']} failed requests" if m.get("failed") else ""
+            rate = failures.show(m.get("parse_failure_rate"))
+            text += f"  {failures.label} {rate} ({m['parse_failures']}/{m['n']}{failed})"
         return text
 
 

@@ -95,8 +95,6 @@ METRICS: tuple[Metric, ...] = (
            "in percent.", True, "percent", "%", digits=1),
     Metric("parse_rate", "Parsed", "Share of replies that held a number (100% minus the parse failures), in percent.",
            False, "percent", "%", digits=1, source="derived"),
-    Metric("failed", "Failed requests", "Requests that failed after every retry (an API or server error), each "
-           "scored as a guess of $0; a re-run asks them again.", True, "count"),
     Metric("cost_usd", "Cost", "API cost of the run in dollars, from the provider's token prices (measured runs "
            "only).", True, "cost", "USD", source="manifest"),
     Metric("items_per_s", "Items/s", "Prediction throughput: items per second of prediction time (measured runs "

@@ -124,7 +124,8 @@ def displayed_fields(e: Entry) -> dict:
     """
     m, man = e.metrics, e.manifest
     from_metrics = [key for metric in METRICS if metric.source == "metrics" for key in (metric.key, *(metric.ci or ()))]
-    shown = {name: _number(m.get(name)) for name in ("n", "green", "orange", "red", "parse_failures", *from_metrics)}
+    shown = {name: _number(m.get(name)) for name in ("n", "green", "orange", "red", "parse_failures", "failed",
+                                                     *from_metrics)}
     if shown["mae_ci_low"] is None or shown["mae_ci_high"] is None:
         shown["mae_ci_low"] = shown["mae_ci_high"] = None
     for name in ("n", "green", "orange", "red", "parse_failures", "failed"):
