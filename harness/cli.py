@@ -75,6 +75,7 @@ def _first_failure(result) -> str:
 
 def cmd_show(args) -> int:
     from harness.results import load_run
+    from harness.scoring import METRIC_BY_KEY
     from harness.store import RunStore
 
     result = load_run(RunStore(args.store).find(args.run))
@@ -88,7 +89,7 @@ def cmd_show(args) -> int:
     print(f"run {result.run_id}: task {man.get('task')} ({man.get('n_items', '?')} items), model {man.get('model')}, "
           f"quant {man.get('quant')}, prompt {man.get('prompt_style')}, status {status}")
     print(f"colours: green {m['green']}  orange {m['orange']}  red {m['red']}   "
-          f"timings: {man.get('timings')}   cost ${man.get('cost_usd') or 0:.4f}")
+          f"timings: {man.get('timings')}   cost {METRIC_BY_KEY['cost_usd'].show(man.get('cost_usd') or 0)}")
     for entry in man.get("mixed") or []:
         what = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in entry["differs"].items())
         print(f"MIXED: session {entry['session'] + 1} ran under another environment ({what})")

@@ -26,6 +26,7 @@ from harness.jsonio import atomic_write
 from harness.errors import InputError
 from harness.predictors.hf.predictor import DEFAULT_MAX_NEW_TOKENS
 from harness.prompts import build_requests
+from harness.scoring import METRIC_BY_KEY
 from harness.yamlspec import SAFE_NAME
 
 HEADER = "# Written by `pricebench export-lm-eval"
@@ -47,6 +48,15 @@ def process_results(doc, results):
 def rmsle(sles):
     return math.sqrt(sum(sles) / len(sles))
 '''
+
+# The metrics utils.process_results returns per item, and how lm-eval aggregates each over the items.
+AGGREGATIONS = {"mae": "mean", "rmsle": "UTILS.rmsle", "hit_rate": "mean", "parse_failure_rate": "mean"}
+
+
+def metric_list() -> list[dict]:
+    """The YAML's metric_list: names and directions from the metric schema (harness.scoring.METRICS)."""
+    return [{"metric": key, "aggregation": aggregation, "higher_is_better": not METRIC_BY_KEY[key].lower_is_better}
+            for key, aggregation in AGGREGATIONS.items()]
 
 
 def task_name(task, prompt: str = "base") -> str:
@@ -125,10 +135,7 @@ def export_lm_eval(task, out_dir, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKEN
         "doc_to_target": "{{price}}",
         "generation_kwargs": {"until": "UNTIL", "max_gen_toks": max_new_tokens, "do_sample": False},
         "process_results": "UTILS.process_results",
-        "metric_list": [{"metric": "mae", "aggregation": "mean", "higher_is_better": False},
-                        {"metric": "rmsle", "aggregation": "UTILS.rmsle", "higher_is_better": False},
-                        {"metric": "hit_rate", "aggregation": "mean", "higher_is_better": True},
-                        {"metric": "parse_failure_rate", "aggregation": "mean", "higher_is_better": False}],
+        "metric_list": metric_list(),
         "metadata": {"version": 1.0, "pricebench_task": task.name, "prompt": prompt, "eval_slice": task.eval_slice,
                      "eval_hash": task.eval_hash},
     }

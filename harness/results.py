@@ -12,8 +12,11 @@ from pathlib import Path
 import pandas as pd
 
 from harness.errors import InputError
-from harness.scoring import SCORING_VERSION, metrics
+from harness.scoring import METRIC_BY_KEY, METRICS, SCORING_VERSION, metrics
 from harness.store import Inspection, RunFolder
+
+# The figures a run's one-line summary adds after the MAE, where the task's headline metrics ask for them.
+SUMMARY_METRICS = tuple(m for m in METRICS if m.headline and m.key != "mae")
 
 
 @dataclass
@@ -41,24 +44,26 @@ class RunResult:
         return self.manifest.get("label") or self.manifest.get("model", "")
 
     def summary(self) -> str:
-        m = self.metrics
-        ci = "" if self.published else f"  95% CI [${m['mae_ci_low']:,.2f}, ${m['mae_ci_high']:,.2f}]"
-        text = f"{self.label} on {self.manifest.get('task')}: MAE ${m['mae']:,.2f}{ci}"
+        """One line: the MAE with its CI, the task's headline metrics and the parse failures, each
+        named and written as the metric schema says (harness.scoring.METRICS)."""
+        m, mae = self.metrics, METRIC_BY_KEY["mae"]
+        ci = "" if self.published else f"  95% CI [{mae.show(m['mae_ci_low'])}, {mae.show(m['mae_ci_high'])}]"
+        text = f"{self.label} on {self.manifest.get('task')}: {mae.label} {mae.show(m['mae'])}{ci}"
         headline = ((self.manifest.get("identity") or {}).get("task") or {}).get("metrics") or ["rmsle", "hit_rate"]
-        for name, shown in (("mse", "MSE {:,.0f}"), ("r2", "R² {:.3f}"), ("rmsle", "RMSLE {:.2f}"),
-                            ("hit_rate", "hits {:.1f}%")):
-            if name in headline and m.get(name) is not None:
-                text += "  " + shown.format(m[name])
+        for metric in SUMMARY_METRICS:
+            if metric.key in headline and m.get(metric.key) is not None:
+                text += f"  {metric.label} {metric.show(m[metric.key])}"
         normal = m.get("mae_ci_normal")
         if "mse" in headline and isinstance(normal, list) and len(normal) == 2 and None not in normal:
-            text += f"  normal 95% CI [${normal[0]:,.2f}, ${normal[1]:,.2f}]"   # the 2025 evaluator's
+            text += f"  normal 95% CI [{mae.show(normal[0])}, {mae.show(normal[1])}]"   # the 2025 evaluator's
         if self.state != "complete":
             total = self.manifest.get("n_items", "?")
             text += f"  [{self.state.upper()}: {m['n']} of {total} items]"
-        if not self.published:
-            text += f"  parse failures {m['parse_failures']}/{m['n']}"
-            if m.get("failed"):
-                text += f"  failed requests {m['failed']}"
+        if not self.published:      # the rate, then its counts (requests that failed after every retry)
+            failures = METRIC_BY_KEY["parse_failure_rate"]
+            failed = f", {m['failed']} failed requests" if m.get("failed") else ""
+            rate = failures.show(m.get("parse_failure_rate"))
+            text += f"  {failures.label} {rate} ({m['parse_failures']}/{m['n']}{failed})"
         return text
 
 

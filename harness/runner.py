@@ -15,10 +15,9 @@ import platform
 import sys
 import time
 
-from tqdm.auto import tqdm
-
 from harness.errors import InputError, Interrupted, interrupts_deferred
 from harness.predictors import ModelSpec, make_predictor
+from harness.progress import progress_bar
 from harness.prompts import build_requests
 from harness.scoring import (BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, MAX_GUESS, SCORING_VERSION, parse_price,
                              score_item)
@@ -68,7 +67,7 @@ def make_record(request, reply) -> dict:
 
 
 def run(task, model: str, *, quant: str = "none", prompt: str | None = None, options: dict | None = None,
-        eval_slice: str | None = None, data_dir=None, store=None, progress: bool | None = None,
+        eval_slice: str | None = None, data_dir=None, store=None, progress=None,
         allow_mixed: bool = False, proxy=None) -> RunResult:
     """Run `model` (e.g. 'reference:human', 'hf:<checkpoint>') on `task`; reuse the stored run if any.
 
@@ -77,7 +76,8 @@ def run(task, model: str, *, quant: str = "none", prompt: str | None = None, opt
     Resuming under an environment that can change replies (another batch size for a quantized
     model, another device or library version) is refused unless `allow_mixed`, which marks the
     run mixed. `proxy(predictor)`, if given, returns a stand-in that predicts elsewhere (the Ray
-    executor's worker) while this process writes the store.
+    executor's worker) while this process writes the store. `progress`: None shows a bar on a
+    terminal, True / False always / never, or a factory (harness.progress).
     """
     task = task if isinstance(task, Task) else load_task(task, data_dir=data_dir, eval_slice=eval_slice)
     spec = ModelSpec(name=model, quant=quant, prompt=prompt, options=dict(options or {}))
@@ -206,8 +206,7 @@ def _predict(folder: RunFolder, predictor, todo, done, session, manifest, prepar
         return 0
     session["prepare_s"] = prepare_s
     computed, t1, last_flush, buffer = 0, time.perf_counter(), time.perf_counter(), []
-    bar = tqdm(total=len(todo), desc=f"{predictor.spec.name} | {task.name}", unit="item",
-               disable=None if progress is None else not progress, leave=False)
+    bar = progress_bar(progress, len(todo), f"{predictor.spec.name} | {task.name}")
     try:
         for request, reply in predictor.predict(todo):
             record = make_record(request, reply)

@@ -23,31 +23,87 @@ _NUMBER = re.compile(r"[-+]?\d*\.\d+|\d+")
 MAX_GUESS = 1e15
 
 
+FORMATS = ("money", "cost", "percent", "number", "rate", "count")
+SOURCES = ("metrics", "derived", "manifest")
+
+
 @dataclass(frozen=True)
 class Metric:
-    """One figure a run reports: the schema every table, export and summary reads (HELM's way)."""
+    """One figure a run reports: the schema every table, export and summary reads (HELM's way).
 
-    key: str                # the key in metrics.json
-    label: str              # a column header
+    Consumers (the report's columns and tooltips, leaderboard.csv, the CLI summary, the lm-eval
+    export) pick metrics from METRICS by key and take label, direction and format from here, so
+    they cannot disagree; tests/test_metric_schema.py checks each consumer against this table.
+    """
+
+    key: str                # the key in metrics.json (source metrics), a displayed field, or a manifest figure
+    label: str              # a column header; the CLI summary's name for it
     description: str        # a tooltip, an export's description
     lower_is_better: bool
-    format: str             # money | percent | number | count
+    format: str             # one of FORMATS: how show() writes a value
     unit: str = ""
+    digits: int = 2         # decimals shown (money, percent, number)
+    source: str = "metrics"     # metrics: metrics.json | derived: computed for display | manifest: the run's manifest
+    headline: bool = False  # a task may choose it as a headline metric (the task YAML's `metrics:`)
+    ci: tuple[str, str] | None = None   # the metrics.json keys of its 95% CI bounds, if it has one
+
+    def __post_init__(self):
+        if self.format not in FORMATS or self.source not in SOURCES:
+            raise ValueError(f"metric {self.key}: format must be one of {FORMATS}, source one of {SOURCES}")
+
+    @property
+    def better(self) -> str:
+        return "lower is better" if self.lower_is_better else "higher is better"
+
+    @property
+    def tooltip(self) -> str:
+        return f"{self.description} ({self.better})"
+
+    def show(self, value) -> str:
+        """The value as every table and summary writes it ("—" when unknown, not finite or not a number)."""
+        try:
+            value = float(value) if not isinstance(value, (bool, str)) else None
+        except (TypeError, ValueError):
+            value = None
+        if value is None or not math.isfinite(value):
+            return "—"
+        if self.format == "money":
+            return f"{'-' if value < 0 else ''}${abs(value):,.{self.digits}f}"
+        if self.format == "cost":        # cents of a cent matter for a cheap run
+            return "$0" if value == 0 else f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+        if self.format == "percent":
+            return f"{value:,.{self.digits}f}%"
+        if self.format == "rate":
+            return f"{value:,.0f}" if value >= 100 else f"{value:,.{self.digits}f}"
+        if self.format == "count":
+            return f"{int(value):,}"
+        return f"{value:,.{self.digits}f}"
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("mae", "Avg error", "Mean absolute error between the guessed and the true price, in dollars.",
-           True, "money", "USD"),
-    Metric("rmsle", "RMSLE", "Root mean squared log error: sqrt(mean((log(guess+1) - log(truth+1))^2)).",
-           True, "number"),
+    Metric("mae", "MAE", "Mean absolute error between the guessed and the true price, in dollars; rows are "
+           "ranked by it.", True, "money", "USD", headline=True, ci=("mae_ci_low", "mae_ci_high")),
+    Metric("mse", "MSE", "Mean squared error in dollars squared (the 2025 edition's evaluator).", True, "number",
+           "USD²", digits=0, headline=True),
+    Metric("r2", "R²", "Coefficient of determination of the guesses against the true prices (the 2025 edition's "
+           "evaluator).", False, "number", digits=3, headline=True),
+    Metric("rmsle", "RMSLE", "Root mean squared log error: sqrt(mean((log(guess+1) - log(truth+1))^2)).", True,
+           "number", headline=True),
     Metric("hit_rate", "Hits", "Share of items guessed within $40 or 20% of the true price (green), in percent.",
-           False, "percent", "%"),
+           False, "percent", "%", digits=1, headline=True),
     Metric("parse_failure_rate", "Parse failures", "Share of replies that held no number (scored as a guess of $0), "
-           "in percent.", True, "percent", "%"),
-    Metric("mse", "MSE", "Mean squared error in dollars squared (the 2025 edition's evaluator).", True, "number"),
-    Metric("r2", "R²", "Coefficient of determination of the guesses against the true prices.", False, "number"),
+           "in percent.", True, "percent", "%", digits=1),
+    Metric("parse_rate", "Parsed", "Share of replies that held a number (100% minus the parse failures), in percent.",
+           False, "percent", "%", digits=1, source="derived"),
+    Metric("cost_usd", "Cost", "API cost of the run in dollars, from the provider's token prices (measured runs "
+           "only).", True, "cost", "USD", source="manifest"),
+    Metric("items_per_s", "Items/s", "Prediction throughput: items per second of prediction time (measured runs "
+           "only).", False, "rate", "items/s", source="manifest"),
+    Metric("verified_pct", "Verified", "Share of a re-run sample (pricebench verify) whose replies were identical "
+           "to the stored ones, in percent.", False, "percent", "%", digits=0, source="manifest"),
 )
 METRIC_BY_KEY = {m.key: m for m in METRICS}
+HEADLINE_METRICS = tuple(m.key for m in METRICS if m.headline)
 
 
 def parse_price(reply: str | None) -> float | None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.data import parse_slice
+from harness.scoring import HEADLINE_METRICS
 from harness.yamlspec import Spec, check_keys, check_name, did_you_mean
 
 TOP_KEYS = {"name", "description", "eval_slice", "metrics", "source", "prompts", "published", "published_source"}
 DEFAULT_METRICS = ["mae", "rmsle", "hit_rate"]              # the course's 2024 tester (course-v1)
-METRICS = ("mae", "rmsle", "hit_rate", "mse", "r2")       # r2, mse: the 2025 edition's evaluator
+METRICS = HEADLINE_METRICS       # from the metric schema (scoring.METRICS); mse, r2: the 2025 edition
 SOURCE_KEYS = {"local", "hub"}
 LOCAL_KEYS = {"test", "references", "train"}
 LOCAL_TRAIN_KEYS = {"file", "slice"}

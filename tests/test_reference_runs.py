@@ -18,7 +18,7 @@ COURSE_TABLE = {
     "ensemble": (50.90, 0.49, 68.4), "gpt-4o-mini-rag": (48.52, 0.41, 70.4),
     "llama-3.1-8b-qlora": (46.66, 0.38, 70.8), "llama-3.1-8b-base-4bit": (395.72, 1.49, 28.0),
 }
-SUMMARY = re.compile(r"MAE \$([\d,.]+).*RMSLE ([\d.]+)\s+hits ([\d.]+)%")
+SUMMARY = re.compile(r"MAE \$([\d,.]+).*RMSLE ([\d.]+)\s+Hits ([\d.]+)%")
 
 
 def _cli_run(capsys, data_dir, store, task, model):

@@ -75,6 +75,8 @@ def test_leaderboard_in_chromium(page, course_report, tmp_path):
     hits = [float(h.rstrip("%")) for h in _column(page, board, 8)]
     assert hits == sorted(hits, reverse=True)
 
+    _chart_shows_every_row(page, board)
+
     human.locator("a").click()
     page.wait_for_load_state()
     assert "/runs/" in page.url
@@ -90,6 +92,25 @@ def test_leaderboard_in_chromium(page, course_report, tmp_path):
     assert page.requests, "no requests recorded at all"
     offline = [u for u in page.requests if not u.startswith(("file://", "data:"))]
     assert offline == [], f"network requests: {offline}"
+
+
+def _chart_shows_every_row(page, board: str) -> None:
+    """The chart above the table: one bar per ranked row, a whisker per row with a CI, and the two
+    reference lines, drawn (not just present) where the human and the best frontier bars end."""
+    chart = page.locator('figure.lb-chart[data-task="amazon8"] svg.leaderboard')
+    assert chart.is_visible()
+    rows = page.locator(f"{board} tbody tr").count()
+    with_ci = sum(1 for ci in _column(page, board, 6) if ci != "—")
+    assert rows > 10 and chart.locator("rect.lb-bar").count() == rows
+    assert 0 < with_ci and chart.locator("path.lb-whisker").count() == with_ci
+    bars = chart.locator("rect.lb-bar")
+    assert all(bars.nth(k).bounding_box()["width"] > 0 for k in range(rows))
+    labels = chart.locator(".lb-ref-label").all_text_contents()
+    assert labels == ["human $126.55", "best frontier $48.52"]
+    for group, label in (("human", "Human (course author)"), ("frontier", "GPT-4o-mini + RAG")):
+        line = chart.locator(f"line.lb-ref-{group}").bounding_box()
+        bar = chart.locator("g.lb-row", has=page.locator("title", has_text=label)).locator("rect").bounding_box()
+        assert line["height"] > 100 and abs(line["x"] + line["width"] / 2 - (bar["x"] + bar["width"])) < 2
 
 
 def test_hostile_title_renders_as_text(page, tmp_path, data_dir):

@@ -134,3 +134,34 @@ def test_published_rows_for_a_task_without_per_item_files(tmp_path, store):
     html = index.read_text(encoding="utf-8")
     assert "$126.55" in html and "$79.58" in html and html.count("b-published") >= 2
     assert not list((tmp_path / "r" / "runs").glob("*.html"))   # no per-item data, no run pages
+
+
+def test_a_model_job_shows_its_progress_and_a_cached_or_quick_one_nothing(data_dir, store, tmp_path, capsys):
+    """stderr is not a terminal here: a plain line every `progress_every` seconds with items done, items/s, ETA."""
+    import re
+
+    from harness.suite.executors import LocalExecutor
+    from tests import _slow_predictor
+
+    _slow_predictor.register()
+    task = small_task(tmp_path, data_dir, n=24)
+    board = load_leaderboard(write_leaderboard(tmp_path / "slow.yaml", f"""
+name: slow
+tasks: [{task}]
+models:
+  - testonly:quick
+  - {{model: "slowtest:x", options: {{delay: 0.1}}}}
+"""))
+    executor = LocalExecutor(progress_every=0.5)
+    assert not run_suite(board, executor=executor, data_dir=data_dir, store=store).failures
+    out, err = capsys.readouterr()
+    lines = re.findall(r"^\[2/2\] mini \| slowtest:x delay=0.1: (\d+)/24 items \(\d+%\), ([\d.]+) items/s, "
+                       r"elapsed \d\d:\d\d, ETA (?:\d\d:\d\d|\?)$", err, re.M)
+    done = [int(n) for n, _ in lines]
+    assert len(done) >= 3 and done == sorted(done) and 0 < done[0] < 24 and done[-1] == 24, err
+    assert all(0.5 < float(rate) < 10.5 for _, rate in lines), err        # 0.1 s per item: at most 10 items/s
+    assert "[1/2]" not in err and len(err.splitlines()) == len(lines), err   # the quick job printed nothing
+    assert "[2/2] mini | slowtest:x delay=0.1: 24 items predicted" in out
+    assert not run_suite(board, executor=executor, data_dir=data_dir, store=store).failures
+    out, err = capsys.readouterr()
+    assert err == "" and out.count("cached") == 2           # cached jobs: no progress at all

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from harness.errors import InputError
+from harness.kinds import known_kind
 from harness.predictors.options import Options, scrub_secrets
 from harness.prompts import STYLES, Request
 
@@ -81,7 +82,7 @@ class Predictor:
 
     default_prompt = "base"
     batch_size = 32
-    kind = "model"                  # label for reports: baseline, open-base, frontier, ...
+    kind = known_kind("model")      # the row's kind in reports (harness/kinds.py: baseline, frontier, ...)
     Options = Options               # the options this backend takes (harness/predictors/options.py)
     quants: tuple = QUANTS          # the --quant values it takes ...
     quant_advice = ""               # ... and what to say to any other

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from harness.errors import InputError
+from harness.kinds import known_kind
 from harness.predictors.hf.fingerprint import weights_fingerprint
 from harness.predictors.base import ModelSpec, Predictor, Reply
 from harness.predictors.options import option, runtime
@@ -42,7 +43,7 @@ ENGINE_OPTIONS = ("dtype", "max_model_len", "tensor_parallel_size", "gpu_memory_
 
 class VLLMPredictor(Predictor):
     default_prompt = "base"
-    kind = "open-base"
+    kind = known_kind("open-base")
     batch_size = 10_000          # one generate call: vLLM schedules the batch itself
 
     class Options(Predictor.Options):
@@ -80,9 +81,9 @@ class VLLMPredictor(Predictor):
         if self.lora and not Path(self.lora).is_dir():
             raise InputError(f"vllm: LoRA adapter folder not found: {self.lora}", field="lora")
         if self.lora:
-            self.kind = "open-finetuned"
+            self.kind = known_kind("open-finetuned")
         elif self.prompt_style == "chat":
-            self.kind = "open-instruct"
+            self.kind = known_kind("open-instruct")
         self._info: dict = {}
 
     # -- the engine's arguments ---------------------------------------------------------------

@@ -13,8 +13,7 @@ import pandas as pd
 
 from harness.predictors.base import QUANTS
 from harness.report.collect import Entry
-from harness.scoring import paired_bootstrap_many
-from harness.scoring import paired_bootstrap
+from harness.scoring import METRIC_BY_KEY, paired_bootstrap, paired_bootstrap_many
 
 
 @dataclass
@@ -29,10 +28,10 @@ class Row:
         return self.versus_above is not None and self.versus_above["better"] is None
 
 
-FRAME_COLUMNS = ["task", "label", "model", "kind", "provenance", "quant", "prompt", "run_id", "mixed", "n", "mae",
-                 "mae_ci_low", "mae_ci_high", "rmsle", "hit_rate", "parse_rate", "cost_usd", "items_per_s",
-                 "verified_pct", "mse", "r2"]
-SHOWN_COLUMNS = FRAME_COLUMNS[FRAME_COLUMNS.index("n"):]
+# leaderboard.csv's metrics (harness.scoring.METRICS), each followed by its CI bounds; the order is stable.
+CSV_METRICS = ("mae", "rmsle", "hit_rate", "parse_rate", "cost_usd", "items_per_s", "verified_pct", "mse", "r2")
+SHOWN_COLUMNS = ["n", *[name for key in CSV_METRICS for name in (key, *(METRIC_BY_KEY[key].ci or ()))]]
+FRAME_COLUMNS = ["task", "label", "model", "kind", "provenance", "quant", "prompt", "run_id", "mixed", *SHOWN_COLUMNS]
 
 
 def leaderboard_frame(entries: list[Entry]) -> pd.DataFrame:

@@ -25,11 +25,12 @@ import pandas as pd
 from markupsafe import Markup
 
 from harness.report.aggregate import comparisons, leaderboard_frame, rank
+from harness.report.board import COMPARISON_COLUMNS, RANKED_BY, chart, leaderboard_columns
 from harness.report.collect import Entry, Missing, split_unrankable
 from harness.report.names import checked_name
 from harness.report.outdir import replacing_folder
 from harness.report.svg import BIDI_CONTROLS, mae_bars, scatter
-from harness.scoring import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, SCORING_VERSION
+from harness.scoring import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, METRIC_BY_KEY, SCORING_VERSION
 
 HERE = Path(__file__).resolve().parent
 WORST = 10
@@ -54,24 +55,8 @@ def _signed_money(value) -> str:
     return f"{'+' if value >= 0 else '−'}${abs(value):,.2f}"
 
 
-def _cost(value) -> str:
-    if value is None:
-        return "—"
-    return "$0" if value == 0 else f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
-
-
 def _pvalue(value) -> str:
     return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
-
-
-def _rate(value) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,.0f}" if value >= 100 else f"{value:,.2f}"
-
-
-def _fixed(value, digits: int = 2, suffix: str = "") -> str:
-    return "—" if value is None else f"{value:.{digits}f}{suffix}"
 
 
 def plain(value) -> str:
@@ -82,9 +67,10 @@ def plain(value) -> str:
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
-    env.filters.update(money=_money, signed_money=_signed_money, cost=_cost, rate=_rate, pvalue=_pvalue,
-                       fixed=_fixed, plain=plain)
-    env.globals["bars"] = lambda c: mae_bars([(name, e.shown) for name, e in c.variants])
+    env.filters.update(money=_money, signed_money=_signed_money, pvalue=_pvalue, plain=plain)
+    env.globals.update(bars=lambda c: mae_bars([(name, e.shown) for name, e in c.variants]), board_chart=chart,
+                       metric=METRIC_BY_KEY, ranked_by=RANKED_BY,
+                       comparison_columns=[METRIC_BY_KEY[key] for key in COMPARISON_COLUMNS])
     return env
 
 
@@ -123,7 +109,8 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
     common = {"board": board, "built": built.strftime("%Y-%m-%d %H:%M UTC"),
               "version": _version(), "scoring": SCORING_VERSION, "samples": f"{BOOTSTRAP_SAMPLES:,}",
               "seed": BOOTSTRAP_SEED, "ranked": ranked, "missing": missing_by_task, "groups": groups,
-              "task_notes": notes, "unplaced": missing_by_task.get(None, []), "cards": cards}
+              "task_notes": notes, "unplaced": missing_by_task.get(None, []), "cards": cards,
+              "columns": {t: leaderboard_columns(ranked[t]) for t in tasks}}
 
     marker = {"written_by": "pricebench", "version": _version(), "board": board.name,
               "built": built.isoformat(timespec="seconds")}

@@ -18,14 +18,15 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from harness.kinds import reference_group
 from harness.report.names import name_problem
 from harness.report.stores import job_status_across, runs_across, store_list
 from harness.results import RunResult, published_result
+from harness.scoring import METRICS
 from harness.store import Inspection
 
 ITEM_COLUMNS = ("id", "title", "raw", "guess", "truth", "error", "colour", "parsed")
 TEXT_COLUMNS = ("id", "title", "raw", "colour")
-REFERENCE_KINDS = ("human", "frontier")     # reference rows the leaderboard highlights
 UNRANKED_STATES = ("failed", "damaged", "partial", "empty")    # store states shown, never ranked
 # (and "conflict": two stores hold different contents under one run id, report/stores.py)
 
@@ -71,11 +72,8 @@ class Entry:
 
     @property
     def reference_class(self) -> str | None:
-        """'human' / 'frontier' for the rows every model is ranked against, else None."""
-        for kind in REFERENCE_KINDS:
-            if self.kind == kind or self.kind.startswith(kind + "-"):
-                return kind
-        return None
+        """'human' / 'frontier' for the rows every model is ranked against (harness/kinds.py), else None."""
+        return reference_group(self.kind)
 
     @property
     def page(self) -> str | None:
@@ -125,8 +123,9 @@ def displayed_fields(e: Entry) -> dict:
     price, and a published figure has neither.
     """
     m, man = e.metrics, e.manifest
-    shown = {name: _number(m.get(name)) for name in ("n", "mae", "mae_ci_low", "mae_ci_high", "rmsle", "hit_rate",
-                                                     "green", "orange", "red", "parse_failures", "failed")}
+    from_metrics = [key for metric in METRICS if metric.source == "metrics" for key in (metric.key, *(metric.ci or ()))]
+    shown = {name: _number(m.get(name)) for name in ("n", "green", "orange", "red", "parse_failures", "failed",
+                                                     *from_metrics)}
     if shown["mae_ci_low"] is None or shown["mae_ci_high"] is None:
         shown["mae_ci_low"] = shown["mae_ci_high"] = None
     for name in ("n", "green", "orange", "red", "parse_failures", "failed"):

@@ -1,16 +1,19 @@
 """Charts as inline SVG strings: no chart library, no CDN, readable from file://.
 
-Only numbers and fixed words go into the SVG; the one text from data (a point's tooltip)
-is escaped, without bidirectional controls.
+Only numbers, fixed words and colours from code go into attributes; every text from data (a
+point's tooltip, a leaderboard row's label) is escaped, without bidirectional controls.
 """
 from __future__ import annotations
 
 import html
 import math
 import re
+from dataclasses import dataclass
 
 import numpy as np
 from markupsafe import Markup, escape
+
+from harness.kinds import NEUTRAL_COLOUR
 
 COLOURS = {"green": "#2e9d4f", "orange": "#e8930c", "red": "#d64545"}
 # Bidirectional controls cannot be isolated in an SVG tooltip: they are dropped there.
@@ -87,3 +90,113 @@ def mae_bars(variants, *, width=460, bar=26) -> Markup:
         parts.append(f'<text x="{left + plot + 6}" y="{y + bar / 2 + 2}" class="tick">${m["mae"]:,.2f}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+# --- the leaderboard chart: one bar per ranked row ---------------------------------------------
+HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+REFERENCE_LINES = ("human", "frontier")     # the only class names a reference line takes
+LABEL_CHARS = 38
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One row of the chart. `colour` comes from code (the kinds table), never from data."""
+
+    label: str
+    value: float
+    text: str                               # the value as the table writes it
+    low: float | None = None                # the 95% CI, if the row has one
+    high: float | None = None
+    colour: str = NEUTRAL_COLOUR
+    note: str = ""                          # for the tooltip: the row's kind
+
+
+@dataclass(frozen=True)
+class RefLine:
+    group: str                              # one of REFERENCE_LINES
+    caption: str                            # e.g. "human $126.55"
+    value: float
+    label: str = ""                         # the row it stands for (tooltip)
+
+
+def _plain(text) -> str:
+    """Text for SVG: escaped, without bidirectional controls (an SVG <text> cannot isolate them)."""
+    return str(escape(str(text).translate(BIDI_CONTROLS)))
+
+
+def _short(text: str, limit: int = LABEL_CHARS) -> str:
+    text = str(text).translate(BIDI_CONTROLS)
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def _axis_top(bars: list[Bar], lines: list[RefLine]) -> float:
+    """The axis end: every bar, whisker and line, but one absurd row (a $170,000 guess) does not
+    squash the others: bars past 3x the median are drawn to the edge, broken."""
+    far = max((b.high if b.high is not None else b.value for b in bars), default=0.0)
+    cap = 3 * float(np.median([b.value for b in bars])) if bars else 0.0
+    return nice_ceiling(max([min(far, cap) if cap > 0 else far] + [line.value for line in lines]))
+
+
+def leaderboard_chart(bars: list[Bar], lines: list[RefLine], legend: list[tuple[str, str]], *, axis: str = "",
+                      width: int = 760, row: int = 20) -> Markup:
+    """Horizontal bars, best first, with 95% CI whiskers, reference lines and a legend of colours."""
+    left, right, head = 262, 78, 34
+    plot = width - left - right
+    top = _axis_top(bars, lines)
+    bottom = head + row * len(bars)
+    per_line = max(1, (width - 16) // 190)
+    height = bottom + 40 + 18 * math.ceil(len(legend) / per_line)
+
+    def sx(v: float) -> float:
+        return left + plot * min(max(v, 0.0), top) / top
+
+    parts = [f'<svg class="leaderboard" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+             f'role="img" aria-label="{len(bars)} rows by {_plain(axis)}" xmlns="http://www.w3.org/2000/svg">',
+             f'<rect x="{left}" y="{head - 4}" width="{plot}" height="{bottom - head + 8}" class="plot-bg"/>']
+    for k in range(6):
+        x = sx(top * k / 5)
+        parts.append(f'<line x1="{x:.1f}" y1="{head - 4}" x2="{x:.1f}" y2="{bottom + 4}" class="grid"/><text '
+                     f'x="{x:.1f}" y="{bottom + 18}" class="tick" text-anchor="middle">${top * k / 5:,.0f}</text>')
+    parts.append(f'<text x="{left + plot / 2}" y="{bottom + 34}" class="axis" text-anchor="middle">'
+                 f'{_plain(axis)}</text>')
+    for n, b in enumerate(bars):
+        parts.append(_bar(b, head + n * row, row, sx, clipped=b.value > top))
+    for n, line in enumerate(lines):
+        x, y = sx(line.value), 12 + 13 * n
+        group = line.group if line.group in REFERENCE_LINES else "other"
+        anchor, dx = ("start", 4) if x < left + 0.6 * plot else ("end", -4)
+        parts.append(f'<g class="lb-ref-group"><title>{_plain(line.label or line.caption)}</title>'
+                     f'<line x1="{x:.1f}" y1="{y - 9}" x2="{x:.1f}" y2="{bottom + 4}" class="lb-ref lb-ref-{group}"/>'
+                     f'<text x="{x + dx:.1f}" y="{y}" class="tick lb-ref-label" text-anchor="{anchor}">'
+                     f'{_plain(line.caption)}</text></g>')
+    for n, (text, colour) in enumerate(legend):
+        x, y = 8 + 190 * (n % per_line), bottom + 50 + 18 * (n // per_line)
+        parts.append(f'<g class="lb-legend"><rect x="{x}" y="{y - 10}" width="12" height="12" '
+                     f'fill="{_colour(colour)}"/><text x="{x + 17}" y="{y}" class="tick">{_plain(_short(text, 28))}'
+                     f'</text></g>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _colour(colour) -> str:
+    return colour if isinstance(colour, str) and HEX_COLOUR.fullmatch(colour) else NEUTRAL_COLOUR
+
+
+def _bar(b: Bar, y: float, row: int, sx, *, clipped: bool) -> str:
+    """One row: its label, bar, whisker (if it has a CI) and value, with the full label as tooltip."""
+    left, mid = sx(0.0), y + row / 2
+    ci = f", 95% CI ${b.low:,.2f} – ${b.high:,.2f}" if b.low is not None and b.high is not None else ""
+    parts = [f'<g class="lb-row"><title>{_plain(b.label)} · {_plain(b.note)} · {_plain(b.text)}{ci}</title>'
+             f'<text x="{left - 8}" y="{mid + 4}" class="tick lb-label" text-anchor="end">{_plain(_short(b.label))}'
+             f'</text><rect x="{left}" y="{y + 3}" width="{sx(b.value) - left:.1f}" height="{row - 6}" '
+             f'fill="{_colour(b.colour)}" class="lb-bar"/>']
+    if clipped:             # past the axis end: a break near the end says so
+        x = sx(b.value) - 10
+        parts.append(f'<path d="M{x:.1f} {y + 2}l4 {row - 4}M{x + 4:.1f} {y + 2}l4 {row - 4}" class="lb-break"/>')
+    if ci:
+        x1, x2 = sx(b.low), sx(b.high)
+        parts.append(f'<path d="M{x1:.1f} {mid}H{x2:.1f}M{x1:.1f} {mid - 4}V{mid + 4}M{x2:.1f} {mid - 4}'
+                     f'V{mid + 4}" class="lb-whisker"/>')
+    value_x = sx(float("inf")) + 6          # the value column, right of the plot
+    parts.append(f'<text x="{value_x:.1f}" y="{mid + 4}" class="tick">{_plain(b.text)}</text></g>')
+    return "".join(parts)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from harness.errors import InputError
+from harness.progress import job_progress
 from harness.suite.jobs import execute_job
 from harness.suite.ray_executor import RayExecutor, job_resources
 
@@ -27,14 +28,21 @@ def _absolute(data_dir, store) -> tuple[str | None, str]:
 
 
 class LocalExecutor:
-    """One job after another in this process (the default: models load one at a time)."""
+    """One job after another in this process (the default: models load one at a time), each model
+    job showing its progress on stderr (harness.progress) unless `progress_every` is None."""
 
     name = "local"
 
+    def __init__(self, progress_every: float | None = 10.0):
+        self.progress_every = progress_every
+
     def map(self, jobs, *, data_dir=None, store=None) -> Iterator[tuple]:
         data_dir, store = _absolute(data_dir, store)
-        for job in jobs:
-            yield job, execute_job(job, data_dir, store)
+        jobs = list(jobs)
+        for number, job in enumerate(jobs, start=1):
+            progress = False if self.progress_every is None else \
+                job_progress(f"[{number}/{len(jobs)}] {job.describe()}", every=self.progress_every)
+            yield job, execute_job(job, data_dir, store, progress=progress)
 
 
 def make_executor(name: str, address: str | None = None):

@@ -80,9 +80,11 @@ def _reason(e: BaseException) -> str:
 _PROCESS_TASKS: dict = {}   # tasks loaded in this process (a local suite or the Ray driver), by data dir
 
 
-def execute_job(job: Job, data_dir=None, store=None, proxy=None) -> dict:
+def execute_job(job: Job, data_dir=None, store=None, proxy=None, progress=False) -> dict:
     """Run one job through harness.run; never raises: the outcome says what happened.
-    `proxy`: see harness.run (the Ray executor predicts on a worker, the store is written here)."""
+    `proxy`: see harness.run (the Ray executor predicts on a worker, the store is written here).
+    `progress`: what runner.run shows while it predicts (default nothing; harness.progress.job_progress:
+    a bar)."""
     import time
 
     from harness.runner import run
@@ -92,7 +94,7 @@ def execute_job(job: Job, data_dir=None, store=None, proxy=None) -> dict:
         # Load (and validate, and hash) each task's items once per process, not once per job.
         task = _task(job, data_dir, _PROCESS_TASKS.setdefault(str(data_dir), {}))
         result = run(task, job.model, quant=job.quant, prompt=job.prompt, options=job.options_dict,
-                     data_dir=data_dir, store=store, progress=False, proxy=proxy)
+                     data_dir=data_dir, store=store, progress=progress, proxy=proxy)
     except Exception as e:  # noqa: BLE001 - keep going; the suite lists failures at the end
         return {"ok": False, "error": _reason(e), "traceback": traceback.format_exc(limit=6),
                 "seconds": round(time.perf_counter() - t0, 3)}

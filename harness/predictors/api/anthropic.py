@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import anthropic
 
+from harness.kinds import known_kind
 from harness.predictors.api.common import ApiPredictor, MalformedReply
 from harness.predictors.base import ModelSpec
 from harness.predictors.options import option
@@ -31,7 +32,7 @@ class AnthropicPredictor(ApiPredictor):
         self.prefill = self.options.prefill
         self.temperature = self.options.temperature   # provider default unless given
         if self.base_url and not self.model.startswith("ft:"):
-            self.kind = "frontier"      # a Messages-API endpoint elsewhere still serves Claude
+            self.kind = known_kind("frontier")      # a Messages-API endpoint elsewhere still serves Claude
 
     def _client(self, api_key: str):
         return anthropic.Anthropic(api_key=api_key, base_url=self._connect_url, timeout=self.timeout, max_retries=0)

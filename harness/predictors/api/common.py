@@ -21,6 +21,7 @@ from typing import Iterator
 
 
 from harness.errors import InputError
+from harness.kinds import known_kind
 from harness.yamlspec import load_spec
 from harness.predictors.base import ModelSpec, Predictor, Reply
 from harness.predictors.options import option, runtime, scrub_url
@@ -115,7 +116,7 @@ class ApiPredictor(Predictor):
     provider = "api"
     key_env = "API_KEY"
     default_prompt = "chat"
-    kind = "frontier"
+    kind = known_kind("frontier")
     quants = ("none",)
     quant_advice = "quantization is the provider's business; use --quant none"
 
@@ -158,12 +159,12 @@ class ApiPredictor(Predictor):
         self._stats = {"retries": 0, "failed": 0, "errors": {}}
         self._lock = threading.Lock()
         if self.model.startswith("ft:"):
-            self.kind = "frontier-finetuned"
+            self.kind = known_kind("frontier-finetuned")
         elif self.base_url:
-            self.kind = "open-served"
+            self.kind = known_kind("open-served")
 
     def label(self) -> str:
-        return f"{self.spec.name} (fine-tuned)" if self.kind == "frontier-finetuned" else self.spec.name
+        return f"{self.spec.name} (fine-tuned)" if self.kind == known_kind("frontier-finetuned") else self.spec.name
 
     # -- keys -------------------------------------------------------------------------------
     def _key(self) -> str:

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from harness.predictors.baselines.recipes import RANDOM, RECIPES, describe
 from harness.errors import InputError
+from harness.kinds import known_kind
 from harness.predictors.baselines.fitted_cache import load_or_fit
 from harness.predictors.base import ModelSpec, Predictor, Reply
 
@@ -38,7 +39,7 @@ def fit_with_progress(estimator, X, y, desc: str):
 class BaselinePredictor(Predictor):
     """A regressor from item to price: replies are its number, so nothing needs parsing."""
 
-    kind = "baseline"
+    kind = known_kind("baseline")
     default_prompt = "base"
     batch_size = 1000
     # A regressor reads the item, not a prompt, and is not quantized: either would only give the

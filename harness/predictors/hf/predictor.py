@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterator, Literal
 
 from harness.errors import InputError
+from harness.kinds import known_kind
 from harness.predictors.hf.decoding import resolve_target, topk_weighted
 from harness.predictors.hf.fingerprint import weights_fingerprint
 from harness.predictors.hf.loading import load_model
@@ -103,8 +104,8 @@ class HFPredictor(Predictor):
     @property
     def kind(self) -> str:
         if self.adapter:
-            return "open-finetuned"
-        return "open-instruct" if self.default_prompt == "chat" else "open-base"
+            return known_kind("open-finetuned")
+        return known_kind("open-instruct") if self.default_prompt == "chat" else known_kind("open-base")
 
     @property
     def device(self) -> str:
