@@ -241,6 +241,7 @@ def test_out_that_is_ours_or_empty_is_replaced(start, store, tmp_path, capsys):
         (out / "runs" / "stale.html").write_text("from an older build\n", encoding="utf-8")
         if start.startswith("report without marker"):
             (out / MARKER).unlink()
+            (out / "timings.csv").unlink()          # reports from before the marker had none
     code, stdout, err = report(capsys, store, out)
     assert code == 0, err
     assert f"report: {out / 'index.html'}" in stdout
@@ -618,7 +619,9 @@ def test_html_and_csv_show_the_same_fields_of_a_recorded_run(store, tmp_path, ca
     table = pd.read_csv(out / "leaderboard.csv")
     human = table[table["model"] == "reference:human"].iloc[0]
     assert human["provenance"] == "recorded"
-    assert pd.isna(human["cost_usd"]) and pd.isna(human["items_per_s"])     # replaying says nothing of either
+    assert pd.isna(human["cost_usd"])                                       # replaying says nothing of it
+    timings = pd.read_csv(out / "timings.csv")                              # nor of items/s
+    assert "reference:human" not in set(timings["model"])
     assert human["parse_rate"] == 100.0 and human["n"] == 250
     index = (out / "index.html").read_text(encoding="utf-8")
     table = index[index.index('<table class="board'):]          # the chart above it names the rows too

@@ -122,7 +122,7 @@ def test_leaderboard_csv_metric_columns_are_the_tables(report):
     # kept stable: the same columns, in the same order, as before the schema drove them
     assert list(table.columns) == ["task", "rank", "label", "model", "kind", "provenance", "quant", "prompt",
                                    "run_id", "mixed", "n", "mae", "mae_ci_low", "mae_ci_high", "rmsle", "hit_rate",
-                                   "parse_rate", "cost_usd", "items_per_s", "verified_pct", "mse", "r2",
+                                   "parse_rate", "cost_usd", "verified_pct", "mse", "r2",
                                    "same_as_above"]
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from harness.report.aggregate import comparisons, leaderboard_frame, rank
+from harness.report.aggregate import TIMING_COLUMNS, comparisons, leaderboard_frame, rank
 from harness.report.board import COMPARISON_COLUMNS, RANKED_BY, chart, leaderboard_columns
 from harness.report.collect import Entry, Missing, split_unrankable
 from harness.report.names import checked_name
@@ -119,6 +119,7 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
         (staging / "runs").mkdir()
         _write(staging / "index.html", env.get_template("index.html").render(root="", **common))
         _csv_safe(_leaderboard_csv(ranked)).to_csv(staging / "leaderboard.csv", index=False)
+        _csv_safe(_timings_csv(ranked)).to_csv(staging / "timings.csv", index=False)
         _write(staging / "compare.html", env.get_template("compare.html").render(root="", **common))
         if len(tasks) > 1:
             (staging / "tasks").mkdir()
@@ -140,6 +141,15 @@ def _leaderboard_csv(ranked: dict) -> pd.DataFrame:
     frame.insert(1, "rank", [row.rank for row in rows])
     frame["same_as_above"] = [row.tie_with_above for row in rows]
     return frame
+
+
+def _timings_csv(ranked: dict) -> pd.DataFrame:
+    """Each measured row's throughput on the machine that ran it (kept out of leaderboard.csv,
+    which the predictions alone determine)."""
+    rows = [{"task": r.entry.task, "label": r.entry.label, "model": r.entry.model, "run_id": r.entry.run_id,
+             "items_per_s": r.entry.items_per_s} for rows in ranked.values() for r in rows
+            if r.entry.items_per_s is not None]
+    return pd.DataFrame.from_records(rows, columns=TIMING_COLUMNS)
 
 
 def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
