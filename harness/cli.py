@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 
-from harness.cli_args import build_parser, parse_options
+from harness.cli_args import build_parser, in_context_args, parse_options
 from harness.errors import InputError, describe
 from harness.jsonio import finite_json
 
@@ -38,10 +38,12 @@ def cmd_run(args) -> int:
     from harness.runner import run
     from harness.tasks import load_task
 
-    task = args.task
+    from harness.retrieval.config import CLI_FLAGS
+
+    task = load_task(args.task, data_dir=args.data_dir, eval_slice=args.slice, strict=args.strict)
     if args.strict:            # refuse a train split that holds a copy of an evaluation item
-        task = load_task(args.task, data_dir=args.data_dir, eval_slice=args.slice, strict=True)
         task.train_items()
+    task = task.with_in_context(in_context_args(args), names=CLI_FLAGS)
     result = run(task, args.model, quant=args.quant, prompt=args.prompt, options=parse_options(args.option),
                  eval_slice=args.slice, data_dir=args.data_dir, store=args.store, allow_mixed=args.allow_mixed)
     for note in result.notes:
@@ -200,7 +202,10 @@ def cmd_export_lm_eval(args) -> int:
     from harness.lmeval_export import export_lm_eval, task_name
     from harness.tasks import load_task
 
+    from harness.retrieval.config import CLI_FLAGS
+
     task = load_task(args.task, data_dir=args.data_dir, eval_slice=args.slice)
+    task = task.with_in_context(in_context_args(args), names=CLI_FLAGS)
     path = export_lm_eval(task, args.dir, max_new_tokens=args.max_new_tokens, prompt=args.prompt)
     chat = " --apply_chat_template" if args.prompt == "chat" else ""
     print(f"wrote {path} ({len(task.eval_items())} items); run it with:\n"

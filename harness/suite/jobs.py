@@ -31,7 +31,7 @@ def _task(job: Job, data_dir, cache: dict):
 
     if job.task not in cache:
         cache[job.task] = load_task(job.task, data_dir=data_dir)
-    return cache[job.task]
+    return cache[job.task].with_in_context(job.in_context_dict)     # a copy sharing the loaded items
 
 
 def job_status(job: Job, *, data_dir=None, store=None, task_cache: dict | None = None) -> JobStatus:
