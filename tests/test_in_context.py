@@ -237,3 +237,20 @@ def test_the_report_compares_each_in_context_setting_with_the_zero_shot_run(plan
     assert section.count("p = ") + section.count("p &lt; 0.001") == 2          # each against zero-shot
     pages = [p.read_text() for p in (index.parent / "runs").glob("*.html")]
     assert sum("shown: " in page for page in pages) == 2 and sum("In-context examples" in p for p in pages) == 2
+
+
+@pytest.mark.slow
+def test_embeddings_neighbours_are_cached_leak_nothing_and_do_not_depend_on_the_batch(planted, monkeypatch):
+    pytest.importorskip("sentence_transformers")
+    task = _task(planted, shots=3, shot_selector="nearest", retriever="embeddings")
+    requests = build_requests(task, task.eval_items(), "chat")
+    assert "planted-copy" not in {shot.item.id for r in requests for shot in r.shots}
+    folder = next((indexes.cache_root() / "retrieval").glob("embeddings-*"))
+    assert (folder / "embeddings.faiss").exists() and not list(folder.parent.glob(".*chunks"))
+    stamp = (folder / "embeddings.faiss").stat().st_mtime_ns
+    monkeypatch.setattr(indexes, "_LOADED", {})
+    alone = build_requests(task, task.eval_items()[7:9], "chat")        # another batch of asked items
+    assert [r.messages for r in alone] == [r.messages for r in requests[7:9]]
+    assert (folder / "embeddings.faiss").stat().st_mtime_ns == stamp     # loaded, not rebuilt
+    similar = [s.score for r in requests for s in r.shots]
+    assert all(-1.0 <= s <= 1.0 for s in similar) and statistics.mean(similar) > 0.3

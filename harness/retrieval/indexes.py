@@ -147,7 +147,8 @@ class EmbeddingIndex:
         return cls._model
 
     @classmethod
-    def embed(cls, texts: list[str], progress: bool, chunks: Path | None = None, desc: str = "embedding") -> np.ndarray:
+    def embed(cls, texts: list[str], progress, chunks: Path | None = None, desc: str = "embedding",
+              batch_size: int = 32) -> np.ndarray:
         """Normalised embeddings, EMBED_CHUNK texts at a time under one progress bar; with `chunks`,
         each chunk is saved there as it is done and found there on a re-run."""
         from tqdm.auto import tqdm
@@ -160,7 +161,7 @@ class EmbeddingIndex:
                 if path is not None and path.exists():
                     part = np.load(path)
                 else:
-                    part = cls.model().encode(batch, batch_size=32, normalize_embeddings=True,
+                    part = cls.model().encode(batch, batch_size=batch_size, normalize_embeddings=True,
                                               show_progress_bar=False, convert_to_numpy=True).astype(np.float32)
                     if path is not None:
                         np.save(path.with_suffix(".tmp.npy"), part)
@@ -191,7 +192,9 @@ class EmbeddingIndex:
         return index
 
     def search(self, texts: list[str], n: int, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        queries = self.embed(texts, progress, desc="embedding the asked items")
+        # One at a time: a padded batch would make an item's neighbours depend on the items beside it
+        # (a run, `verify` of a sample, a resumed run must all show an item the same examples).
+        queries = self.embed(texts, progress, desc="embedding the asked items", batch_size=1)
         scores, indices = self.index.search(queries, n)
         return indices, scores.astype(float)
 

@@ -32,13 +32,14 @@ def check_batch_invariance(predictor, task, probes: int = 3) -> str:
     return "check failed at load: batching off (batch_size 1)"
 
 
-def check_prefix(predictor, texts: list[str], style: str, replies: list[Reply]) -> None:
-    """Replies with the reused prefix must equal a plain generate's, or reuse is turned off."""
-    prefix, predictor._prefix = predictor._prefix, None
+def check_prefix(predictor, texts: list[str], style: str, replies: list[Reply], prefix):
+    """(replies, prefix to go on with): replies computed from the reused prefix must equal a plain
+    generate's; if not, the plain replies stand and reuse is off for the run. The info says which."""
     plain = predictor._generate(texts, style, count=False)
-    same = [r.raw for r in replies] == [r.raw for r in plain]
-    predictor._prefix = prefix if same else None
-    predictor._info["prefix_cache"] = (f"{prefix.length} shared prompt tokens computed once (first batch checked: "
-                                  f"identical replies)") if same else "off: replies changed with the prefix reused"
-    if not same:
-        warnings.warn("replies changed with the shared prompt prefix reused: computing every prompt in full")
+    if [r.raw for r in replies] == [r.raw for r in plain]:
+        predictor._info["prefix_cache"] = f"{prefix.length} shared prompt tokens computed once (first batch " \
+                                          f"checked: identical replies)"
+        return replies, prefix
+    predictor._info["prefix_cache"] = "off: replies changed with the prefix reused (first batch)"
+    warnings.warn("replies changed with the shared prompt prefix reused: computing every prompt in full")
+    return plain, None

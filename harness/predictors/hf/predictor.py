@@ -84,7 +84,6 @@ class HFPredictor(Predictor):
         self.source, self.gguf = resolve_target(spec.target)
         self._tokenizer = None
         self.model = None
-        self._prefix: SharedPrefix | None = None
         self._info: dict = {}
 
     # --- cheap, before loading -------------------------------------------------------
@@ -224,19 +223,21 @@ class HFPredictor(Predictor):
         special = style == "base"       # as _encode tokenizes them
         ids = {key: self.tokenizer(text, add_special_tokens=special)["input_ids"] for key, text in texts.items()}
         ordered = sorted(requests, key=lambda r: -len(ids[id(r)]))
-        self._prefix = SharedPrefix.find(self.model, list(ids.values()), self.device) \
+        prefix = SharedPrefix.find(self.model, list(ids.values()), self.device) \
             if self.options.prefix_cache == "auto" and self.decoding == "greedy" else None
         for start in range(0, len(ordered), self.batch_size):
             batch = [texts[id(r)] for r in ordered[start:start + self.batch_size]]
-            replies = self._generate(batch, style)
-            if start == 0 and self._prefix is not None:
-                check_prefix(self, batch, style, replies)
+            replies = self._generate(batch, style, prefix)
+            if start == 0 and prefix is not None:
+                replies, prefix = check_prefix(self, batch, style, replies, prefix)
             yield from zip(ordered[start:start + self.batch_size], replies)
 
     def predict_batch(self, requests: list[Request]) -> list[Reply]:
         return self._generate([self.render(r) for r in requests], requests[0].style if requests else "base")
 
-    def _generate(self, texts: list[str], style: str, count: bool = True) -> list[Reply]:
+    def _generate(self, texts: list[str], style: str, prefix: SharedPrefix | None = None,
+                  count: bool = True) -> list[Reply]:
+        """Greedy replies (or top-k weighted prices); `prefix`: the cached prompt head they all share."""
         import torch
 
         enc = self._encode(texts, style).to(self.device)
@@ -247,7 +248,7 @@ class HFPredictor(Predictor):
                 replies = topk_weighted(self.model, self.tokenizer, enc, self.top_k)
                 completion = [1] * len(texts)
             else:
-                reuse = {"past_key_values": self._prefix.cache_for(enc["attention_mask"])} if self._prefix else {}
+                reuse = {"past_key_values": prefix.cache_for(enc["attention_mask"])} if prefix else {}
                 out = self.model.generate(**enc, **reuse, max_new_tokens=self.max_new_tokens, do_sample=False,
                                           pad_token_id=self.tokenizer.pad_token_id, temperature=None, top_p=None,
                                           top_k=None)
