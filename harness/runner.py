@@ -22,7 +22,7 @@ from harness.predictors import ModelSpec, make_predictor
 from harness.prompts import build_requests
 from harness.scoring import (BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, MAX_GUESS, SCORING_VERSION, parse_price,
                              score_item)
-from harness.retrieval.config import check_reader
+from harness.retrieval.config import check_reader, task_for
 from harness.results import RunResult, published_result, records_frame, result_from, run_metrics
 from harness.store import Inspection, RunFolder, RunStore, run_id
 from harness.tasks import Task, load_task
@@ -86,6 +86,7 @@ def run(task, model: str, *, quant: str = "none", prompt: str | None = None, opt
     task = task.with_in_context(in_context)
     spec = ModelSpec(name=model, quant=quant, prompt=prompt, options=dict(options or {}))
     predictor = make_predictor(spec)
+    task = task_for(task, predictor)
     try:
         published = getattr(predictor, "published", None)
         row = published(task) if published else None

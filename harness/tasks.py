@@ -88,7 +88,7 @@ class Task:
 
         if isinstance(values, InContext):
             return dataclasses.replace(self, in_context_override=values)
-        if not values:
+        if not values or all(value is None for value in values.values()):     # nothing given: the task's own
             return self
         return dataclasses.replace(self, in_context_override=merge(self.in_context, values, names=names))
 

@@ -9,7 +9,7 @@ import pytest
 
 import harness
 from harness.errors import InputError
-from harness.predictors import ModelSpec, make_predictor
+from harness.predictors import ModelSpec, Predictor, Reply, make_predictor, register_backend
 from harness.prompts import build_requests
 from harness.retrieval import indexes
 from harness.runner import run_identity
@@ -17,6 +17,13 @@ from harness.tasks import load_task
 from tests._hostile import assert_one_line_error, cli
 from tests._in_context_support import course_rag_message, planted_task
 from tests._suite_support import register
+
+class PromptLength(Predictor):
+    """A test backend whose reply is its prompt's length: it changes whenever the prompt does."""
+
+    def predict_batch(self, requests):
+        return [Reply(raw=f"{len(r.prompt or json.dumps(r.messages))}.00") for r in requests]
+
 
 SETTINGS = [{"shots": 5}, {"shots": 64}, {"shots": 5, "shot_selector": "nearest"},
             {"shots": 5, "shot_selector": "nearest", "retriever": "bm25"}]
@@ -28,6 +35,7 @@ def _fresh_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("PRICEBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(indexes, "_LOADED", {})
     register()
+    register_backend("promptlength", PromptLength)
 
 
 @pytest.fixture
@@ -134,18 +142,22 @@ def test_the_index_is_built_once_then_a_cache_hit(planted, retriever, monkeypatc
     assert json.loads((folder / "meta.json").read_text())["identity"]["train_hash"] == task.train_hash
 
 
-def test_a_run_records_the_shots_and_resumes_with_the_same_prompts(planted, store):
+def test_a_run_records_the_shots_and_resumes_with_the_same_prompts(planted, store, capsys):
     path, _ = planted
     task = load_task(path, data_dir=path.parent)
-    first = harness.run(task, "testonly:echo", in_context={"shots": 2, "shot_selector": "nearest"}, store=store)
+    first = harness.run(task, "promptlength:x", in_context={"shots": 2, "shot_selector": "nearest"}, store=store)
     records = [json.loads(line) for line in (first.path / "predictions.jsonl").read_text().splitlines()]
     assert all(len(r["shots"]) == 2 for r in records) and "planted-copy" not in str(records)
     assert first.manifest["in_context"] == {"shots": 2, "shot_selector": "nearest", "retriever": "tfidf"}
     assert first.manifest["label"].endswith("· 2-shot nearest (tfidf)")
-    again = harness.run(task, "testonly:echo", in_context={"shots": 2, "shot_selector": "nearest"}, store=store)
+    again = harness.run(task, "promptlength:x", in_context={"shots": 2, "shot_selector": "nearest"}, store=store)
     assert again.cached and again.run_id == first.run_id
-    zero = harness.run(task, "testonly:echo", store=store)
+    zero = harness.run(task, "promptlength:x", store=store)
     assert zero.run_id != first.run_id and "shots" not in zero.df and "in_context" not in zero.manifest
+    # verify rebuilds the run with its examples: the same prompts, so the same identity and replies
+    code, out, err = cli(capsys, "verify", first.run_id, "--store", store, "--task", path, "--data-dir", path.parent,
+                         "--items", "5")
+    assert code == 0 and "5/5 replies identical" in out, err
 
 
 def test_knn_baselines_answer_from_the_shown_neighbours(planted, store):
@@ -198,7 +210,7 @@ def test_predictors_that_cannot_read_shots_refuse_them(planted, store):
     assert not store.exists() or not any(store.iterdir())
 
 
-def test_task_and_leaderboard_in_context_errors_name_file_line_and_field(planted, data_dir, tmp_path):
+def test_task_and_leaderboard_in_context_errors_name_file_line_and_field(planted, data_dir, tmp_path, capsys):
     path, _ = planted
     bad, _ = planted_task(tmp_path / "bad", data_dir, extra_yaml="in_context: {shots: 5, retriever: bm25}\n")
     with pytest.raises(InputError) as err:
@@ -208,6 +220,14 @@ def test_task_and_leaderboard_in_context_errors_name_file_line_and_field(planted
     task = load_task(good, data_dir=good.parent)
     assert task.in_context.shots == 2 and "in_context" in task.identity()
     assert not task.with_in_context({"shots": 0}).in_context.active
+    store = tmp_path / "runs"       # the task's default applies where it can, and is no error elsewhere
+    assert harness.run(task, "testonly:echo", store=store).manifest["in_context"] == {"shots": 2,
+                                                                                      "shot_selector": "random",
+                                                                                      "shot_seed": 42}
+    assert "in_context" not in harness.run(task, "baseline:constant-mean", store=store).manifest
+    code, out, err = cli(capsys, "run", "--task", good, "--data-dir", good.parent, "--store", store, "--model",
+                         "baseline:constant-mean", "--json")
+    assert code == 0 and json.loads(out)["cached"], err
     from harness.suite import load_leaderboard
 
     board = tmp_path / "board.yaml"

@@ -147,6 +147,21 @@ def from_options(values: dict | None) -> InContext:
     return merge(None, values)
 
 
+def task_for(task, predictor):
+    """The task as this predictor runs it. A task's own default (`in_context:` in its YAML) does not
+    apply where it cannot: none for a predictor that reads no prompt (a recorded run, a fitted
+    baseline), the one-message format for a base prompt. Asked for explicitly, either is refused
+    (`check_reader`)."""
+    ic = task.in_context
+    if not ic.active or task.in_context_override is not None:
+        return task
+    if not (predictor.reads_prompt or getattr(predictor, "reads_shots", False)):
+        return task.with_in_context(InContext())
+    if ic.format == "turns" and predictor.prompt_style != "chat":
+        return task.with_in_context(replace(ic, format="message"))
+    return task
+
+
 def check_reader(ic: InContext, predictor) -> None:
     """In-context examples only for predictors that read them (a language model's prompt, baseline:knn)."""
     if not ic.active:
