@@ -185,7 +185,7 @@ def test_knn_baselines_answer_from_the_shown_neighbours(planted, store):
     (["--shots", "2", "--shot-selector", "nearest", "--shot-seed", "3"], ["--shot-seed"]),
     (["--shot-selector", "nearest"], ["--shot-selector", "--shots K"]),
     (["--shots", "2", "--shot-selector", "nearest", "--retriever", "chroma"], ["--retriever", "chroma"]),
-    (["--shots", "2", "--shot-format", "turns", "--prompt", "base"], ["shot_format", "--prompt chat"]),
+    (["--shots", "2", "--shot-format", "turns", "--prompt", "base"], ["--shot-format", "--prompt chat"]),
 ])
 def test_bad_in_context_options_are_one_line_errors_naming_the_option(planted, capsys, tmp_path, argv, needles):
     path, _ = planted

@@ -95,6 +95,8 @@ def merge(base: InContext | None, values: dict | None, *, names: dict | None = N
     A setting that makes no sense as given (a retriever with random shots, a selector with
     no shots) is refused rather than ignored: the user meant something else.
     """
+    mention = (lambda key, value: f"{names[key]} {value}") if names else \
+        (lambda key, value: f"{key}: {value} ({CLI_FLAGS[key]} {value})")      # the API's key, and its flag
     names = {key: key for key in KEYS} | (names or {})
     given = {k: v for k, v in (values or {}).items() if v is not None}
     unknown = [k for k in given if k not in KEYS]
@@ -109,7 +111,7 @@ def merge(base: InContext | None, values: dict | None, *, names: dict | None = N
         ic = replace(ic, selector=selector, retriever=ic.retriever if selector == "nearest" else None)
     if "retriever" in given:
         if ic.selector != "nearest":
-            raise InputError(f"a retriever chooses nearest shots: add {names['shot_selector']} nearest",
+            raise InputError(f"a retriever chooses nearest shots: add {mention('shot_selector', 'nearest')}",
                              field=names["retriever"])
         ic = replace(ic, retriever=_choice(given["retriever"], names["retriever"], RETRIEVERS))
     if "shot_seed" in given:
@@ -121,7 +123,7 @@ def merge(base: InContext | None, values: dict | None, *, names: dict | None = N
     if not ic.active:
         extra = [k for k in given if k != "shots"]
         if extra:
-            raise InputError(f"has no effect without in-context examples: add {names['shots']} K (K >= 1)",
+            raise InputError(f"has no effect without in-context examples: add {mention('shots', 'K')} (K >= 1)",
                              field=names[extra[0]])
         return InContext()
     if ic.selector == "nearest" and ic.retriever is None:
