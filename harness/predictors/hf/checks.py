@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import warnings
 
-from harness.predictors.base import Reply
-
 
 def check_batch_invariance(predictor, task, probes: int = 3) -> str:
     """Where invariance is assumed, check it: probe prompts of different lengths alone and as one
@@ -24,6 +22,7 @@ def check_batch_invariance(predictor, task, probes: int = 3) -> str:
     style = requests[0].style
     alone = [predictor._generate([text], style)[0].raw for text in picks]
     together = [reply.raw for reply in predictor._generate(picks, style)]
+    predictor._probe = (style, picks, together)       # check_prefix reuses these plain replies
     predictor._info.update(generate_s=0.0, items=0, prompt_tokens=0, completion_tokens=0)   # probes are not the run
     if alone == together:
         return f"checked at load ({len(picks)} prompts alone vs one padded batch: identical)"
@@ -32,14 +31,24 @@ def check_batch_invariance(predictor, task, probes: int = 3) -> str:
     return "check failed at load: batching off (batch_size 1)"
 
 
-def check_prefix(predictor, texts: list[str], style: str, replies: list[Reply], prefix):
-    """(replies, prefix to go on with): replies computed from the reused prefix must equal a plain
-    generate's; if not, the plain replies stand and reuse is off for the run. The info says which."""
-    plain = predictor._generate(texts, style, count=False)
-    if [r.raw for r in replies] == [r.raw for r in plain]:
-        predictor._info["prefix_cache"] = f"{prefix.length} shared prompt tokens computed once (first batch " \
-                                          f"checked: identical replies)"
-        return replies, prefix
-    predictor._info["prefix_cache"] = "off: replies changed with the prefix reused (first batch)"
+def check_prefix(predictor, prefix, style: str, texts: list[str]):
+    """The prefix to reuse, or None: three of the run's prompts (longest, middle, shortest) as one
+    padded batch must give the same replies with the cached prefix as without it. The plain
+    replies are the batch-invariance probe's when its prompts share the prefix (random shots: they
+    do), so the check costs three short suffixes; the run's info says how it went."""
+    probe = getattr(predictor, "_probe", None)
+    if probe and probe[0] == style and all(
+            predictor.tokenizer(text, add_special_tokens=style == "base")["input_ids"][:prefix.length] == prefix.ids
+            for text in probe[1]):
+        picks, plain = probe[1], probe[2]
+    else:
+        picks = list(dict.fromkeys([texts[0], texts[len(texts) // 2], texts[-1]]))
+        plain = [r.raw for r in predictor._generate(picks, style, count=False)]
+    reused = [r.raw for r in predictor._generate(picks, style, prefix, count=False)]
+    if reused == plain:
+        predictor._info["prefix_cache"] = f"{prefix.length} shared prompt tokens computed once (checked: " \
+                                          f"{len(picks)} prompts in one batch, identical replies with and without)"
+        return prefix
+    predictor._info["prefix_cache"] = "off: replies changed with the shared prefix reused"
     warnings.warn("replies changed with the shared prompt prefix reused: computing every prompt in full")
-    return plain, None
+    return None

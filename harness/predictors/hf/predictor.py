@@ -225,12 +225,11 @@ class HFPredictor(Predictor):
         ordered = sorted(requests, key=lambda r: -len(ids[id(r)]))
         prefix = SharedPrefix.find(self.model, list(ids.values()), self.device) \
             if self.options.prefix_cache == "auto" and self.decoding == "greedy" else None
+        if prefix is not None:
+            prefix = check_prefix(self, prefix, style, [texts[id(r)] for r in ordered])
         for start in range(0, len(ordered), self.batch_size):
-            batch = [texts[id(r)] for r in ordered[start:start + self.batch_size]]
-            replies = self._generate(batch, style, prefix)
-            if start == 0 and prefix is not None:
-                replies, prefix = check_prefix(self, batch, style, replies, prefix)
-            yield from zip(ordered[start:start + self.batch_size], replies)
+            batch = ordered[start:start + self.batch_size]
+            yield from zip(batch, self._generate([texts[id(r)] for r in batch], style, prefix))
 
     def predict_batch(self, requests: list[Request]) -> list[Reply]:
         return self._generate([self.render(r) for r in requests], requests[0].style if requests else "base")

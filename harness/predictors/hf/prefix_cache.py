@@ -7,8 +7,8 @@ from the cache instead of a forward pass. Row b has L_b pads, so its first P slo
 (zeros, masked) and the prefix's first P - L_b tokens; the rest of its prefix is recomputed with
 its own tokens. Keys do not depend on where a token sits in the padded row (positions come from
 the attention mask), so the cached prefix fits every row. The cache keeps every layer in full (a
-sliding-window layer is masked by index, as a plain forward masks it). hf: checks on the first
-batch that the replies equal a plain generate's, and otherwise turns reuse off.
+sliding-window layer is masked by index, as a plain forward masks it). hf: checks before the run
+that replies with reuse equal a plain generate's (checks.py), and otherwise turns reuse off.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class SharedPrefix:
         import torch
         from transformers import DynamicCache
 
-        self.length = len(ids)
+        self.ids, self.length = list(ids), len(ids)
         with torch.inference_mode():
             out = model(input_ids=torch.tensor([ids], device=device), past_key_values=DynamicCache(), use_cache=True)
         self.layers = [(keys, values) for keys, values, *_ in out.past_key_values]
