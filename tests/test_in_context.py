@@ -274,3 +274,16 @@ def test_embeddings_neighbours_are_cached_leak_nothing_and_do_not_depend_on_the_
     assert (folder / "embeddings.faiss").stat().st_mtime_ns == stamp     # loaded, not rebuilt
     similar = [s.score for r in requests for s in r.shots]
     assert all(-1.0 <= s <= 1.0 for s in similar) and statistics.mean(similar) > 0.3
+
+
+@pytest.mark.parametrize("values, field", [
+    ({"shots": "9" * 5000}, "shots"), ({"shots": float("nan")}, "shots"), ({"shots": True}, "shots"),
+    ({"shots": [1]}, "shots"), ({"shots": 2, "shot_selector": "x" * 500}, "shot_selector"),
+    ({"shots": 2, "shot_selector": "nearest", "retriever": {"a": 1}}, "retriever"),
+    ({"shots": 2, "shot_seed": -1}, "shot_seed"), ({"shots": 2, "shot_format": None, "extra": 1}, "extra")])
+def test_hostile_in_context_values_are_short_errors_naming_the_key(values, field):
+    from harness.retrieval import merge
+
+    with pytest.raises(InputError) as err:
+        merge(None, values)
+    assert err.value.field == field and len(str(err.value)) < 200

@@ -70,12 +70,17 @@ class InContext:
         return out
 
 
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _whole(value, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) <= 12:
             value = int(value)
         else:
-            raise InputError(f"must be a whole number, got {value!r}", field=name)
+            raise InputError(f"must be a whole number, got {_shown(value)}", field=name)
     if not low <= value <= high:
         raise InputError(f"must be between {low} and {high:,}, got {value}", field=name)
     return value
@@ -83,7 +88,7 @@ def _whole(value, name: str, low: int, high: int) -> int:
 
 def _choice(value, name: str, choices) -> str:
     if value not in choices:
-        raise InputError(f"must be one of {', '.join(choices)}, got {value!r}{did_you_mean(value, choices)}",
+        raise InputError(f"must be one of {', '.join(choices)}, got {_shown(value)}{did_you_mean(value, choices)}",
                          field=name)
     return value
 
