@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 
-from harness.cli_args import parse_args, parse_options
+from harness.cli_args import in_context_args, parse_args, parse_options
 from harness.errors import InputError, describe
 from harness.jsonio import finite_json
 
@@ -37,6 +37,7 @@ def cmd_tasks(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from harness.retrieval.config import CLI_FLAGS
     from harness.runner import run
     from harness.tasks import load_task
 
@@ -44,8 +45,14 @@ def cmd_run(args) -> int:
     if args.strict:            # refuse a train split that holds a copy of an evaluation item
         task = load_task(args.task, data_dir=args.data_dir, eval_slice=args.slice, strict=True)
         task.train_items()
-    result = run(task, args.model, quant=args.quant, prompt=args.prompt, options=parse_options(args.option),
-                 eval_slice=args.slice, data_dir=args.data_dir, store=args.store, allow_mixed=args.allow_mixed)
+    try:
+        result = run(task, args.model, quant=args.quant, prompt=args.prompt, options=parse_options(args.option),
+                     eval_slice=args.slice, data_dir=args.data_dir, store=args.store, allow_mixed=args.allow_mixed,
+                     in_context=in_context_args(args))
+    except InputError as e:      # an in-context option's error names the flag as typed (--shot-selector)
+        if e.field not in CLI_FLAGS or e.path is not None:
+            raise
+        raise InputError(e.reason, field=CLI_FLAGS[e.field]) from None
     for note in result.notes:
         print(f"pricebench: {note}", file=sys.stderr)
     code = 1 if result.failed_all else 0
@@ -222,9 +229,11 @@ def cmd_import_runs(args) -> int:
 
 def cmd_export_lm_eval(args) -> int:
     from harness.lmeval_export import export_lm_eval, task_name
+    from harness.retrieval.config import CLI_FLAGS
     from harness.tasks import load_task
 
     task = load_task(args.task, data_dir=args.data_dir, eval_slice=args.slice)
+    task = task.with_in_context(in_context_args(args), names=CLI_FLAGS)
     path = export_lm_eval(task, args.dir, max_new_tokens=args.max_new_tokens, prompt=args.prompt)
     chat = " --apply_chat_template" if args.prompt == "chat" else ""
     print(f"wrote {path} ({len(task.eval_items())} items); run it with:\n"

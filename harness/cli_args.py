@@ -69,6 +69,27 @@ def _common(suppress: bool) -> argparse.ArgumentParser:
     return common
 
 
+def _in_context(p: argparse.ArgumentParser) -> None:
+    """--shots and friends (harness/retrieval/config.py; default: the task's own `in_context:`)."""
+    from harness.retrieval.config import FORMATS, MAX_SHOTS, RETRIEVERS, SELECTORS
+
+    g = p.add_argument_group("in-context examples (docs/in-context.md; default: the task's own)")
+    g.add_argument("--shots", type=_count(0, MAX_SHOTS), metavar="K", help="K examples from the train split before "
+                   "each item (0: zero-shot)")
+    g.add_argument("--shot-selector", choices=SELECTORS, help="random (one seeded draw for the run) or nearest "
+                   "(each item's most similar train items)")
+    g.add_argument("--retriever", choices=RETRIEVERS, help="how nearest shots are found (default tfidf)")
+    g.add_argument("--shot-seed", type=_count(0, 2**32 - 1), metavar="N", help="seed of random shots (default 42)")
+    g.add_argument("--shot-format", choices=FORMATS, help="chat prompt: the course's one RAG message (default), "
+                   "or a user/assistant turn per example")
+
+
+def in_context_args(args) -> dict:
+    """The in-context flags given on the command line, as option keys (None: not given)."""
+    return {key: getattr(args, key, None) for key in ("shots", "shot_selector", "retriever", "shot_seed",
+                                                      "shot_format")}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="pricebench", description=DESCRIPTION, parents=[_common(False)])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -89,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--allow-mixed", action="store_true",
                    help="resume even if the environment that can change replies differs (the run is marked mixed)")
+    _in_context(p)
 
     p = add("show", help="metrics, CI and worst misses of a stored run")
     p.add_argument("run", help="run id or unique prefix")
@@ -134,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=_count(1, 4096), default=6, help="generation budget (default 6, as hf:)")
     p.add_argument("--prompt", choices=["base", "chat"], default="base",
                    help="base completion prompt, or the chat prompt (run with lm_eval --apply_chat_template)")
+    _in_context(p)
 
     p = add("export-eee", help="write stored runs, or a leaderboard's, as Every Eval Ever files (schema 0.3.0)")
     p.add_argument("sources", nargs="+", metavar="RUN_ID | LEADERBOARD.yaml",

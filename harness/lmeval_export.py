@@ -5,7 +5,10 @@
   DIR/<name>.yaml   a generate_until task over that file, greedy, same new-token budget
   DIR/utils.py      process_results + aggregations that call harness.scoring (the course's rules)
 so that `lm_eval --model hf --include_path DIR --tasks <name>` scores exactly as pricebench does,
-and a run through lm-eval can be compared with `pricebench run` item for item.
+and a run through lm-eval can be compared with `pricebench run` item for item. With in-context
+examples (--shots ...) each row's prompt holds its own shots, rendered as pricebench renders them
+(the same prompts as lm-eval's --num_fewshot with target_delimiter "" and fewshot_delimiter
+"\n\n", but per item, so nearest shots work too); the row's `shots` lists their ids.
 
 The chat prompt maps onto lm-eval's own chat fields: the system message is the task
 `description`, the user message `doc_to_text`, and the assistant's "Price is $" the
@@ -60,7 +63,9 @@ def metric_list() -> list[dict]:
 
 
 def task_name(task, prompt: str = "base") -> str:
-    return f"pricebench_{task.name}{'_chat' if prompt == 'chat' else ''}".replace("-", "_")
+    shots = task.in_context.slug() if getattr(task, "in_context", None) is not None else ""
+    name = f"pricebench_{task.name}{'_chat' if prompt == 'chat' else ''}{'_' + shots if shots else ''}"
+    return name.replace("-", "_")
 
 
 def _doc(request) -> dict:
@@ -70,7 +75,8 @@ def _doc(request) -> dict:
     else:
         roles = {m["role"]: m["content"] for m in request.messages}
         fields = {"system": roles["system"], "user": roles["user"], "assistant_prefix": roles.get("assistant")}
-    return {"id": request.item.id, **fields, "price": request.item.price}
+    shots = {"shots": [shot.item.id for shot in request.shots]} if request.shots else {}
+    return {"id": request.item.id, **fields, "price": request.item.price, **shots}
 
 
 def _prompt_fields(task, prompt: str) -> dict:
@@ -99,7 +105,7 @@ def _written_by_us(path: Path, kind: str) -> bool:
     except ValueError:
         return False
     return isinstance(row, dict) and {"id", "price"} <= set(row) <= {"id", "price", "prompt", "system", "user",
-                                                                       "assistant_prefix"}
+                                                                       "assistant_prefix", "shots"}
 
 
 def _prepare_folder(out: Path, files: dict[str, Path]) -> None:
@@ -118,6 +124,10 @@ def export_lm_eval(task, out_dir, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKEN
         raise InputError(f"task name {task.name!r} is not a safe file name", path=task.spec.path, field="name")
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= 4096:
         raise InputError(f"must be 1 to 4096, got {max_new_tokens!r}", field="--max-new-tokens")
+    in_context = getattr(task, "in_context", None)
+    if prompt == "chat" and in_context is not None and in_context.format == "turns":
+        raise InputError("lm-eval's chat fields hold one system message, one user message and a prefix: export "
+                         "the course's RAG message (--shot-format message)", field="--shot-format")
     out = Path(out_dir).resolve()
     name = task_name(task, prompt)
     data, path, utils = out / f"{name}.jsonl", out / f"{name}.yaml", out / "utils.py"
@@ -137,7 +147,8 @@ def export_lm_eval(task, out_dir, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKEN
         "process_results": "UTILS.process_results",
         "metric_list": metric_list(),
         "metadata": {"version": 1.0, "pricebench_task": task.name, "prompt": prompt, "eval_slice": task.eval_slice,
-                     "eval_hash": task.eval_hash},
+                     "eval_hash": task.eval_hash,
+                     **({"in_context": in_context.as_options()} if in_context and in_context.active else {})},
     }
     text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
     text = text.replace("UTILS.", "!function utils.").replace("until: UNTIL", 'until: ["\\n"]')

@@ -39,6 +39,7 @@ class Request:
     style: str
     prompt: str | None = None           # base style: the completion prompt
     messages: tuple | None = None       # chat style: ({"role", "content"}, ...)
+    shots: tuple = ()                   # in-context examples shown (harness.retrieval.Shot), if any
 
     @property
     def prompt_hash(self) -> str:
@@ -77,11 +78,18 @@ def truncate_items(task, items) -> list[Item]:
     return out
 
 
-def build_requests(task, items, style: str, *, reads_prompt: bool = True) -> list[Request]:
+def build_requests(task, items, style: str, *, reads_prompt: bool = True,
+                   progress: bool | None = None) -> list[Request]:
     """reads_prompt=False (recorded runs, baselines: they see the item, not the prompt) skips the
-    tokenizer cut, so such a run needs no tokenizer."""
+    tokenizer cut, so such a run needs no tokenizer. A task with in-context examples
+    (`task.in_context`) gets them in every prompt (harness/retrieval/render.py)."""
     if style not in STYLES:
         raise ValueError(f"prompt style must be one of {STYLES}, got {style!r}")
+    in_context = getattr(task, "in_context", None)
+    if in_context is not None and in_context.active:
+        from harness.retrieval.render import in_context_requests
+
+        return in_context_requests(task, items, style, in_context, reads_prompt=reads_prompt, progress=progress)
     if style == "base":
         originals = list(items)
         shown = truncate_items(task, originals) if reads_prompt else originals

@@ -21,13 +21,14 @@ from harness.progress import progress_bar
 from harness.prompts import build_requests
 from harness.scoring import (BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, MAX_GUESS, SCORING_VERSION, parse_price,
                              score_item)
+from harness.retrieval.config import check_reader, task_for
 from harness.results import RunResult, published_result, records_frame, result_from, run_metrics
 from harness.store import Inspection, RunFolder, RunStore, run_id
 from harness.tasks import Task, load_task
 
 TRACKED_PACKAGES = ("numpy", "pandas", "torch", "transformers", "peft", "bitsandbytes", "accelerate", "vllm",
-                    "openai", "anthropic", "sklearn", "gensim", "lm_eval", "sentence_transformers")
-DIST_NAMES = {"sklearn": "scikit-learn", "lm_eval": "lm-eval"}
+                    "openai", "anthropic", "sklearn", "gensim", "lm_eval", "sentence_transformers", "faiss", "bm25s")
+DIST_NAMES = {"sklearn": "scikit-learn", "lm_eval": "lm-eval", "faiss": "faiss-cpu"}
 
 
 def _versions() -> dict:
@@ -61,14 +62,17 @@ def make_record(request, reply) -> dict:
     if price is not None and not (math.isfinite(price) and abs(price) <= MAX_GUESS):
         price = None                                  # a regressor's or decoder's absurd number: a failure
     guess = price if price is not None else 0.0      # the course: no number = a guess of 0
-    return {"id": request.item.id, "title": request.item.title, "prompt_hash": request.prompt_hash, "raw": reply.raw, "price": price,
-            "guess": guess, "truth": truth, **score_item(guess, truth), "parsed": price is not None,
-            "failure": reply.error, "usage": reply.usage or {}, "latency_s": reply.latency_s}
+    record = {"id": request.item.id, "title": request.item.title, "prompt_hash": request.prompt_hash, "raw": reply.raw,
+              "price": price, "guess": guess, "truth": truth, **score_item(guess, truth), "parsed": price is not None,
+              "failure": reply.error, "usage": reply.usage or {}, "latency_s": reply.latency_s}
+    if request.shots:                                 # the in-context examples it was shown, by id
+        record["shots"] = [shot.item.id for shot in request.shots]
+    return record
 
 
 def run(task, model: str, *, quant: str = "none", prompt: str | None = None, options: dict | None = None,
         eval_slice: str | None = None, data_dir=None, store=None, progress=None,
-        allow_mixed: bool = False, proxy=None) -> RunResult:
+        allow_mixed: bool = False, in_context: dict | None = None, proxy=None) -> RunResult:
     """Run `model` (e.g. 'reference:human', 'hf:<checkpoint>') on `task`; reuse the stored run if any.
 
     A finished run is returned from the store untouched; a partial or damaged one continues
@@ -80,8 +84,10 @@ def run(task, model: str, *, quant: str = "none", prompt: str | None = None, opt
     terminal, True / False always / never, or a factory (harness.progress).
     """
     task = task if isinstance(task, Task) else load_task(task, data_dir=data_dir, eval_slice=eval_slice)
+    task = task.with_in_context(in_context)
     spec = ModelSpec(name=model, quant=quant, prompt=prompt, options=dict(options or {}))
     predictor = make_predictor(spec)
+    task = task_for(task, predictor)
     if proxy is not None:
         predictor = proxy(predictor)
     try:
@@ -96,9 +102,19 @@ def run(task, model: str, *, quant: str = "none", prompt: str | None = None, opt
 
 def run_identity(task: Task, spec: ModelSpec, predictor) -> tuple[dict, str]:
     """The identity of a run and its id (its store folder's name), without running anything."""
+    check_reader(task.in_context, predictor)
     identity = {"task": task.identity(), "model": spec.identity(), "predictor": predictor.identity(task),
                 "prompt_style": predictor.prompt_style, "scoring": SCORING_VERSION}
     return identity, run_id(identity)
+
+
+def _label(predictor, manifest: dict) -> str:
+    """The predictor's label, and the in-context examples it was shown (one model, several rows)."""
+    if not manifest.get("in_context"):
+        return predictor.label()
+    from harness.retrieval import from_options
+
+    return f"{predictor.label()} · {from_options(manifest['in_context']).describe()}"
 
 
 def _usable(seen: Inspection, requests) -> tuple[dict, int]:
@@ -120,7 +136,8 @@ def _run(task: Task, predictor, store: RunStore, progress, allow_mixed: bool = F
     spec = predictor.spec
     items = task.eval_items()
     # a predictor that takes no --prompt (recorded runs, baselines) never reads the prompt text
-    requests = build_requests(task, items, predictor.prompt_style, reads_prompt=predictor.reads_prompt)
+    requests = build_requests(task, items, predictor.prompt_style, reads_prompt=predictor.reads_prompt,
+                              progress=progress)
     identity, rid = run_identity(task, spec, predictor)
     folder = store.folder(rid)
     seen = folder.inspect()
@@ -193,11 +210,14 @@ def _check_environment(manifest: dict, session: dict, rid: str, kept: int, allow
 def _manifest(seen: Inspection, rid, task, spec, predictor, identity, items) -> dict:
     if seen.manifest and seen.manifest.get("run_id") == rid and isinstance(seen.manifest.get("sessions"), list):
         return seen.manifest
-    return {"run_id": rid, "task": task.name, "model": spec.name, "quant": spec.quant, "prompt_style":
-            predictor.prompt_style, "options": spec.options, "identity": identity, "n_items": len(items),
-            "item_ids": [item.id for item in items], "scoring_version": SCORING_VERSION,
-            "bootstrap": {"samples": BOOTSTRAP_SAMPLES, "seed": BOOTSTRAP_SEED},
-            "data_source": str(task.data_dir) if task.is_local else "hub", "created": _now(), "sessions": []}
+    manifest = {"run_id": rid, "task": task.name, "model": spec.name, "quant": spec.quant, "prompt_style":
+                predictor.prompt_style, "options": spec.options, "identity": identity, "n_items": len(items),
+                "item_ids": [item.id for item in items], "scoring_version": SCORING_VERSION,
+                "bootstrap": {"samples": BOOTSTRAP_SAMPLES, "seed": BOOTSTRAP_SEED},
+                "data_source": str(task.data_dir) if task.is_local else "hub", "created": _now(), "sessions": []}
+    if task.in_context.active:       # as option keys: what `verify` and the report read back
+        manifest["in_context"] = task.in_context.as_options()
+    return manifest
 
 
 def _predict(folder: RunFolder, predictor, todo, done, session, manifest, prepare_s, progress, task) -> int:
@@ -253,7 +273,7 @@ def _mark(folder: RunFolder, manifest: dict, session: dict, status: str) -> None
 def _described(predictor, manifest: dict) -> dict:
     """What the run is and where it runs: written when a session starts (so a partial run, or one
     completed by merging imported items, carries it) and refreshed when the run finishes."""
-    return {"label": predictor.label(), "kind": predictor.kind, "versions": _versions(), "hardware": _hardware(),
+    return {"label": _label(predictor, manifest), "kind": predictor.kind, "versions": _versions(), "hardware": _hardware(),
             "info": {**manifest.get("info", {}), **predictor.run_info()}}
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.data import parse_slice
+from harness.errors import InputError
 from harness.scoring import HEADLINE_METRICS
 from harness.yamlspec import Spec, check_keys, check_name, did_you_mean
 
-TOP_KEYS = {"name", "description", "eval_slice", "metrics", "source", "prompts", "published", "published_source"}
+TOP_KEYS = {"name", "description", "eval_slice", "metrics", "source", "prompts", "published", "published_source",
+            "in_context"}
 DEFAULT_METRICS = ["mae", "rmsle", "hit_rate"]              # the course's 2024 tester (course-v1)
 METRICS = HEADLINE_METRICS       # from the metric schema (scoring.METRICS); mse, r2: the 2025 edition
 SOURCE_KEYS = {"local", "hub"}
@@ -92,6 +94,13 @@ def validate(spec: Spec) -> Spec:
     if isinstance(spec.get("eval_slice"), bool):
         raise spec.error("must be a slice such as '0:250' or 'all'", "eval_slice")
     parse_slice(spec.get("eval_slice"), path=spec.path, field="eval_slice")
+    if spec.get("in_context") is not None:      # the task's default in-context examples (docs/in-context.md)
+        from harness.retrieval import merge
+
+        try:
+            merge(None, spec.require("in_context", kind=dict))
+        except InputError as e:
+            raise spec.error(e.reason, "in_context", e.field) from None
     if spec.get("published") is not None:
         for n, row in enumerate(spec.require("published", kind=list)):
             _mapping(spec, PUBLISHED_KEYS, "published", n)

@@ -6,6 +6,7 @@ become prompts. A new task is a YAML file, no code.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -33,6 +34,7 @@ class Task:
     data_dir: Path | None = None
     eval_slice_override: str | None = None
     strict: bool = False            # a content duplicate of an evaluation item in the train split is an error
+    in_context_override: object = None   # a retrieval.InContext (run, suite, CLI); None = the spec's `in_context:`
     _cache: dict = field(default_factory=dict, repr=False)
 
     # --- the spec --------------------------------------------------------------------
@@ -69,6 +71,26 @@ class Task:
     def truncate(self) -> dict | None:
         """The base prompt's cut of the item text: {tokens, tokenizer} (the 2025 Llama prompt)."""
         return self.spec["prompts"].get("truncate")
+
+    @property
+    def in_context(self):
+        """The in-context examples its prompts show (harness.retrieval.InContext; shots 0 = none)."""
+        if self.in_context_override is not None:
+            return self.in_context_override
+        from harness.retrieval import merge
+
+        return merge(None, self.spec.get("in_context"))      # checked by the schema already
+
+    def with_in_context(self, values, names: dict | None = None) -> "Task":
+        """This task with its in-context setting overridden key by key (values: option keys, or an
+        InContext); the copy shares the loaded items. Errors name each key as `names` says."""
+        from harness.retrieval import InContext, merge
+
+        if isinstance(values, InContext):
+            return dataclasses.replace(self, in_context_override=values)
+        if not values or all(value is None for value in values.values()):     # nothing given: the task's own
+            return self
+        return dataclasses.replace(self, in_context_override=merge(self.in_context, values, names=names))
 
     @property
     def is_local(self) -> bool:
@@ -170,6 +192,10 @@ class Task:
                     "prompts": self.spec["prompts"]}
         if self.spec.get("metrics") and self.metrics != DEFAULT_METRICS:
             identity["metrics"] = self.metrics     # only tasks that choose other headline metrics
+        if self.in_context.active:                 # only runs that show examples: zero-shot ids never change
+            from harness.retrieval import identity as in_context_identity
+
+            identity["in_context"] = in_context_identity(self, self.in_context)
         return identity
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from harness.errors import InputError
 from harness.predictors import ModelSpec, make_predictor
 from harness.prompts import build_requests
+from harness.retrieval import from_options
 from harness.store import RunFolder
 from harness.tasks import load_task
 
@@ -54,6 +55,7 @@ def _rebuild(folder: RunFolder, seen, *, task_ref=None, data_dir=None, overrides
                          field="identity")
     task = load_task(task_ref or manifest.get("task"), data_dir=data_dir,
                      eval_slice=identity.get("task", {}).get("eval_slice"))
+    task = task.with_in_context(from_options(manifest.get("in_context")))     # the examples it was shown
     if task.identity() != identity.get("task"):
         raise InputError(f"task {task.name}'s data or prompts differ from the ones run {seen.run_id} was made on "
                          f"(pass --task with the task file it used, or --data-dir with its data)", field="task")

@@ -12,7 +12,8 @@ tell that every reply landed on the right item.
 plan.json maps sha256(user text) -> fault, one of:
   ok | 429 | 500 | malformed | empty | timeout   (the first attempt fails, later ones succeed)
   500x<N>                                      (the first N attempts fail with 500)
-Every request is appended to the log (JSON lines: key, attempt, fault served).
+Every request is appended to the log (JSON lines: key, attempt, fault served, and the request's
+`system` and `messages` as received).
 """
 from __future__ import annotations
 
@@ -20,10 +21,13 @@ import argparse
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 TIMEOUT_SLEEP_S = 3.0
 
@@ -100,7 +104,8 @@ class Handler(BaseHTTPRequestHandler):
         key = text_key(user_text)
         attempt = self.state.next_attempt(key)
         fault = fault_for(self.state.plan.get(key, "ok"), attempt)
-        self.state.log({"key": key, "attempt": attempt, "served": fault})
+        self.state.log({"key": key, "attempt": attempt, "served": fault, "system": body.get("system"),
+                        "messages": body["messages"]})
         if fault == "429":
             return self._error(429, "rate_limit_error", "slow down", {"retry-after": "0"})
         if fault == "500":
@@ -135,6 +140,24 @@ class Handler(BaseHTTPRequestHandler):
             if i and message["role"] == messages[i - 1]["role"]:
                 return f"messages.{i}: roles must alternate"
         return None
+
+
+@contextmanager
+def running(plan: dict, folder: Path, api_key: str):
+    """This server as a process on 127.0.0.1 with `plan` (written to folder/plan.json): yields
+    (base url, the log's path); stopped by PID."""
+    (folder / "plan.json").write_text(json.dumps(plan))
+    log = folder / "server.jsonl"
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--plan", str(folder / "plan.json"),
+                             "--log", str(log)], stdout=subprocess.PIPE, text=True,
+                            env={"FAKE_ANTHROPIC_KEY": api_key, "PATH": "/usr/bin:/bin"})
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("PORT "), f"fake server did not start: {line!r}"
+        yield f"http://127.0.0.1:{int(line.split()[1])}", log
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def main() -> int:

@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests._fake_anthropic import expected_reply, text_key
+from tests._fake_anthropic import expected_reply, running, text_key
 from harness.errors import InputError
 from harness.predictors import ModelSpec, make_predictor
 from harness.runner import run
 from harness.tasks import load_task
 
-HERE = Path(__file__).resolve().parent
 N_ITEMS = 14
 # max_retries=2 -> 3 attempts per run: "500x3" fails the first run and succeeds on the re-run.
 FAULTS = ["ok", "429", "500", "malformed", "empty", "timeout", "500x3"]
@@ -52,20 +49,8 @@ def fake_server(tmp_path, api_key, task):
 
     requests = build_requests(task, task.eval_items(), "chat")
     plan = {text_key(_user_text(r.messages)): FAULTS[i % len(FAULTS)] for i, r in enumerate(requests)}
-    (tmp_path / "plan.json").write_text(json.dumps(plan))
-    log = tmp_path / "server.jsonl"
-    proc = subprocess.Popen([sys.executable, str(HERE / "_fake_anthropic.py"), "--plan", str(tmp_path / "plan.json"),
-                             "--log", str(log)], stdout=subprocess.PIPE, text=True,
-                            env={"FAKE_ANTHROPIC_KEY": api_key, "PATH": "/usr/bin:/bin"})
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("PORT "), f"fake server did not start: {line!r}"
-        server = {"url": f"http://127.0.0.1:{int(line.split()[1])}", "plan": plan, "log": log,
-                  "requests": requests}
-        yield server
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
+    with running(plan, tmp_path, api_key) as (url, log):
+        yield {"url": url, "plan": plan, "log": log, "requests": requests}
 
 
 def _served(log: Path) -> list[dict]:

@@ -193,7 +193,8 @@ def test_url_userinfo_is_scrubbed_in_any_option():
 # The central set this replaced: each backend's runtime options must be exactly these, restricted to
 # the options it takes, or stored run ids would change (tests/test_run_ids_pinned.py pins a few).
 OLD_RUNTIME_OPTIONS = {"batch_size", "concurrency", "timeout", "max_retries", "device", "progress", "delay", "workers",
-                       "api_key_env", "python", "linear_kernel"}
+                       "api_key_env", "python", "linear_kernel",
+                       "prefix_cache"}   # hf, added with in-context examples: speed only, never hashed
 BUILT_IN = ("reference", "baseline", "hf", "vllm", "openai", "anthropic")
 
 

@@ -12,7 +12,9 @@ max_model_len, tensor_parallel_size, gpu_memory_utilization, enforce_eager, seed
 trust_remote_code, quantization (awq | gptq | fp8 | bitsandbytes | ...: anything vLLM accepts;
 --quant 4bit = bitsandbytes, 8bit = fp8), lora (adapter folder), lora_name, max_lora_rank,
 engine_args (a dict passed to vllm.LLM as is), kv_cache_gib (CPU KV cache, default 1), verbose
-(stream vLLM's log); speed / placement only: python, timeout, device, batch_size, progress.
+(stream vLLM's log); speed / placement only: python, timeout, device, batch_size, progress. Prompts
+with in-context examples turn on vLLM's automatic prefix caching (engine arg enable_prefix_caching),
+so fixed shots shared by every prompt are computed once.
 """
 from __future__ import annotations
 
@@ -97,7 +99,10 @@ class VLLMPredictor(Predictor):
         return args
 
     def job(self, requests: list[Request]) -> dict:
-        return {"model": self.spec.target, "engine": self.engine_args(),
+        engine = self.engine_args()
+        if any(r.shots for r in requests):   # in-context prompts share long prefixes: vLLM's prefix caching
+            engine.setdefault("enable_prefix_caching", True)
+        return {"model": self.spec.target, "engine": engine,
                 "sampling": {"max_tokens": self.max_new_tokens, "temperature": 0.0},
                 "lora": {"name": self.options.lora_name or Path(self.lora).name, "path": str(self.lora)}
                 if self.lora else None,

@@ -115,24 +115,45 @@ class Comparison:
     tests: dict = field(default_factory=dict)    # variant -> paired bootstrap vs the first variant
 
 
+def shots_of(e: Entry) -> tuple[tuple, str]:
+    """(sort key, label) of the in-context examples a run was shown: zero-shot sorts first; a
+    manifest whose `in_context` cannot be read is its own group, never merged with another."""
+    from harness.retrieval import from_options
+
+    value = e.manifest.get("in_context") if isinstance(e.manifest, dict) else None
+    try:
+        ic = from_options(value if isinstance(value, dict) else None)
+    except ValueError:
+        return (1, 0, "?", str(value)), f"unreadable in-context setting ({str(value)[:40]})"
+    return (int(ic.active), ic.shots, ic.selector, ic.describe()), ic.describe()
+
+
 def comparisons(entries: list[Entry]) -> dict[str, list[Comparison]]:
-    """The same model across quantization levels; the same model with base vs chat prompts."""
+    """The same model across quantization levels; with base vs chat prompts; with k in-context
+    examples chosen at random or by a retriever, each against its zero-shot run."""
     measured = [e for e in entries if e.provenance == "measured"]
-    out = {"quant": [], "prompt": []}
-    by_quant, by_prompt = defaultdict(dict), defaultdict(dict)
+    out = {"quant": [], "prompt": [], "in_context": []}
+    by_quant, by_prompt, by_shots = defaultdict(dict), defaultdict(dict), defaultdict(dict)
     for e in measured:
-        by_quant[(e.model, e.prompt)][e.quant] = e
-        by_prompt[(e.model, e.quant)][e.prompt] = e
-    for (model, prompt), variants in sorted(by_quant.items(), key=lambda kv: str(kv[0])):
+        key, shots = shots_of(e)
+        by_quant[(e.model, e.prompt, shots)][e.quant] = e
+        by_prompt[(e.model, e.quant, shots)][e.prompt] = e
+        by_shots[(e.model, e.quant, e.prompt)][key] = e
+    for (model, prompt, shots), variants in sorted(by_quant.items(), key=lambda kv: str(kv[0])):
         if len(variants) > 1:
             ordered = [(q, variants[q]) for q in QUANTS if q in variants]
-            out["quant"].append(Comparison(f"{model}, {prompt} prompt", "quantization", model, f"prompt {prompt}",
-                                           ordered))
-    for (model, quant), variants in sorted(by_prompt.items(), key=lambda kv: str(kv[0])):
+            out["quant"].append(Comparison(f"{model}, {prompt} prompt{_unless_zero(shots)}", "quantization", model,
+                                           f"prompt {prompt}", ordered))
+    for (model, quant, shots), variants in sorted(by_prompt.items(), key=lambda kv: str(kv[0])):
         if len(variants) > 1:
             ordered = [(p, variants[p]) for p in ("base", "chat") if p in variants]
-            out["prompt"].append(Comparison(f"{model}, quantization {quant}", "prompt style", model, f"quant {quant}",
-                                            ordered))
+            out["prompt"].append(Comparison(f"{model}, quantization {quant}{_unless_zero(shots)}", "prompt style",
+                                            model, f"quant {quant}", ordered))
+    for (model, quant, prompt), variants in sorted(by_shots.items(), key=lambda kv: str(kv[0])):
+        ordered = [(key[3], variants[key]) for key in sorted(variants)]
+        if len(ordered) > 1 and ordered[0][0] == "zero-shot":
+            out["in_context"].append(Comparison(f"{model}, {prompt} prompt, quantization {quant}",
+                                                "in-context examples", model, f"prompt {prompt}", ordered))
     # Each variant against the group's first one (e.g. 8bit vs none), all tests in one batch.
     wanted = [(c, name, entry) for group in out.values() for c in group for name, entry in c.variants[1:]
               if entry.has_items and c.variants[0][1].has_items]
@@ -141,3 +162,7 @@ def comparisons(entries: list[Entry]) -> dict[str, list[Comparison]]:
         if result is not None:
             c.tests[name] = result
     return out
+
+
+def _unless_zero(shots: str) -> str:
+    return "" if shots == "zero-shot" else f", {shots}"

@@ -232,6 +232,7 @@ def manifest_facts(man: dict) -> list[tuple[str, str, str | None]]:
     return [
         ("Model", _shown(man.get("model")), json.dumps(options, ensure_ascii=False, default=str) if options else None),
         ("Quantization / prompt", f"{_shown(man.get('quant'))} / {_shown(man.get('prompt_style'))}", None),
+        *_in_context_fact(man.get("in_context")),
         ("Task", f"{_shown(man.get('task'))}, slice {_shown(ident.get('eval_slice'))}, {_shown(man.get('n_items'))} "
                  f"items, data hash {_shown(ident.get('eval_hash'))}", None),
         ("Run", f"{_shown(man.get('run_id'))} · scoring {_shown(man.get('scoring_version'))} · created "
@@ -248,6 +249,20 @@ def manifest_facts(man: dict) -> list[tuple[str, str, str | None]]:
                                 f"stored vs {_shown(v.get('recomputed_mae'))} · {_shown(v.get('at'))}", None)
           for v in [_mapping(_last(man.get("verifications")))] if v],
     ]
+
+
+def _in_context_fact(value) -> list[tuple[str, str, None]]:
+    """The run's in-context examples as a manifest row (none for a zero-shot run)."""
+    from harness.retrieval import from_options
+
+    if not value:
+        return []
+    try:
+        text = from_options(value if isinstance(value, dict) else {"": value}).describe() + \
+            " (the ids each item was shown: under Worst misses, and in predictions.jsonl)"
+    except ValueError:
+        text = f"unreadable: {str(value)[:80]}"
+    return [("In-context examples", text, None)]
 
 
 def _differs(differs) -> str:

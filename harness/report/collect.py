@@ -168,7 +168,7 @@ def items_table(records) -> pd.DataFrame:
     matters when a report reads a hundred thousand items.
     """
     records = list(records)
-    columns = {}
+    columns = {"shots": pd.Series([_shot_ids(r.get("shots")) for r in records], dtype=object)}
     for name in ITEM_COLUMNS:
         values = [r.get(name) for r in records]
         if name in TEXT_COLUMNS:
@@ -176,6 +176,13 @@ def items_table(records) -> pd.DataFrame:
         else:
             columns[name] = np.array(values, dtype=bool if name == "parsed" else float)
     return pd.DataFrame(columns, copy=False)
+
+
+def _shot_ids(value) -> list[str] | None:
+    """The ids of the in-context examples an item was shown (None: none, or not a list of names)."""
+    if not isinstance(value, list) or not value:
+        return None
+    return [str(v)[:80] for v in value[:64]]
 
 
 def _failed_all(manifest: dict, metrics: dict) -> bool:

@@ -31,12 +31,13 @@ def _task(job: Job, data_dir, cache: dict):
 
     if job.task not in cache:
         cache[job.task] = load_task(job.task, data_dir=data_dir)
-    return cache[job.task]
+    return cache[job.task].with_in_context(job.in_context_dict)     # a copy sharing the loaded items
 
 
 def job_status(job: Job, *, data_dir=None, store=None, task_cache: dict | None = None) -> JobStatus:
     """Where a job stands, computed from its identity alone: nothing is fitted, loaded or run."""
     from harness.predictors import ModelSpec, make_predictor
+    from harness.retrieval.config import task_for
     from harness.runner import run_identity
     from harness.store import RunStore
 
@@ -45,6 +46,7 @@ def job_status(job: Job, *, data_dir=None, store=None, task_cache: dict | None =
         task = _task(job, data_dir, task_cache)
         spec = ModelSpec(name=job.model, quant=job.quant, prompt=job.prompt, options=job.options_dict)
         predictor = make_predictor(spec)
+        task = task_for(task, predictor)
         try:
             published = getattr(predictor, "published", None)
             row = published(task) if published else None

@@ -15,7 +15,8 @@ from harness.predictors.base import QUANTS
 from harness.prompts import STYLES
 from harness.yamlspec import Spec, check_keys, check_name, did_you_mean, load_spec
 
-MODEL_KEYS = {"model", "quant", "prompt", "options", "tasks", "resources"}
+SHOT_KEYS = ("shots", "shot_selector", "retriever", "shot_seed", "shot_format")   # in-context axes
+MODEL_KEYS = {"model", "quant", "prompt", "options", "tasks", "resources", *SHOT_KEYS}
 TOP_KEYS = {"name", "title", "description", "tasks", "references", "models"}
 RESOURCE_KEYS = {"num_cpus", "num_gpus", "memory", "custom"}   # custom: {ray resource name: amount}
 
@@ -31,10 +32,15 @@ class Job:
     options: tuple = ()             # sorted (key, json value) pairs: hashable
     resources: tuple = ()           # sorted (key, value) pairs for Ray
     reference: bool = False         # a reference row (recorded run) rather than a model under test
+    in_context: tuple = ()          # sorted (key, value) in-context options (harness/retrieval); () = the task's
 
     @property
     def options_dict(self) -> dict:
         return {k: json.loads(v) for k, v in self.options}
+
+    @property
+    def in_context_dict(self) -> dict:
+        return dict(self.in_context)
 
     @property
     def resources_dict(self) -> dict:
@@ -51,6 +57,10 @@ class Job:
         if self.prompt:
             parts.append(f"prompt={self.prompt}")
         parts += [f"{k}={v}" for k, v in self.options]
+        if self.in_context:
+            from harness.retrieval import from_options
+
+            parts.append(from_options(self.in_context_dict).describe())
         return f"{self.task_name} | {' '.join(parts)}"
 
 
@@ -187,14 +197,36 @@ def load_leaderboard(path) -> Leaderboard:
                     raise spec.error(f"task {t!r} is not in 'tasks'", "models", n, "tasks", i)
             chosen = [by_name[t] for t in entry_tasks]
         frozen_options = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in options.items()))
-        for task, quant, prompt in itertools.product(chosen, quants, prompts):
+        shots = _in_context_axes(spec, entry, n)
+        for task, quant, prompt, in_context in itertools.product(chosen, quants, prompts, shots):
             jobs.append(Job(task=task, model=model, quant=quant, prompt=prompt, options=frozen_options,
-                            resources=resources))
+                            resources=resources, in_context=in_context))
 
     seen: set = set()
     unique = [j for j in jobs if not (j in seen or seen.add(j))]
     return Leaderboard(name=name, title=spec.get("title") or name, description=spec.get("description") or "",
                        tasks=tasks, jobs=unique, path=spec.path)
+
+
+def _in_context_axes(spec: Spec, entry: dict, n: int) -> list[tuple]:
+    """The entry's in-context axes (shots x shot_selector x retriever x ...) as distinct settings:
+    a combination that does not apply (a retriever for random shots, anything for 0 shots) folds
+    into the one it means, so `shots: [0, 5]` x `retriever: [tfidf, bm25]` is 3 jobs, not 4."""
+    from harness.errors import InputError
+    from harness.retrieval.config import applicable, merge
+
+    given = [key for key in SHOT_KEYS if key in entry]
+    if not given:
+        return [()]
+    axes = [_as_list(spec, entry[key], "models", n, key) for key in given]
+    settings = []
+    for values in itertools.product(*axes):
+        try:
+            ic = merge(None, applicable(dict(zip(given, values))))
+        except InputError as e:
+            raise spec.error(e.reason, "models", n, e.field) from None
+        settings.append(tuple(sorted((ic.as_options() or {"shots": 0}).items())))
+    return list(dict.fromkeys(settings))
 
 
 def select(jobs: list[Job], patterns: list[str] | None) -> list[Job]:

@@ -57,7 +57,7 @@ class BaselinePredictor(Predictor):
         super().__init__(spec)
         self.name = spec.target
         if self.name != RANDOM and self.name not in RECIPES:
-            known = ", ".join([RANDOM, *RECIPES])
+            known = ", ".join([RANDOM, *RECIPES, "knn", "knn-weighted"])
             raise InputError(f"unknown baseline {self.name!r} (known: {known})", field="model")
         self.model = None
         self.info: dict = {}
@@ -112,8 +112,13 @@ class BaselinePredictor(Predictor):
 
 
 def create(spec: ModelSpec) -> Predictor:
+    from harness.predictors.baselines.knn import KNN, KNNPredictor
+
+    if spec.target in KNN:                 # priced from the in-context neighbours (baselines/knn.py)
+        return KNNPredictor(spec)
     if not spec.target:
-        raise InputError(f"baseline needs a name, e.g. baseline:bow-linreg (known: {', '.join([RANDOM, *RECIPES])})",
+        known = ", ".join([RANDOM, *RECIPES, *KNN])
+        raise InputError(f"baseline needs a name, e.g. baseline:bow-linreg (known: {known})",
                          field="model")
     return BaselinePredictor(spec)
 

@@ -17,22 +17,24 @@ Options (`-o key=value`, declared in `HFPredictor.Options`): dtype (auto|float32
 compute_dtype (4-bit), max_new_tokens (6), decoding (greedy|topk-weighted), top_k (3), adapter,
 revision, trust_remote_code (false); speed only: batch_size (8), device (auto|cpu|cuda|cuda:N|mps),
 linear_kernel (auto|aten: fp32 linear layers on the CPU go through oneDNN unless aten; see
-harness/predictors/hf/onednn_linear.py), progress.
+harness/predictors/hf/onednn_linear.py), prefix_cache (auto|off: the prefix every prompt shares,
+e.g. fixed in-context shots, is computed once; see harness/predictors/hf/prefix_cache.py), progress.
 """
 from __future__ import annotations
 
 import importlib.metadata
 import time
-import warnings
 from pathlib import Path
 from typing import Iterator, Literal
 
 from harness.errors import InputError
 from harness.kinds import known_kind
+from harness.predictors.hf.checks import check_batch_invariance, check_prefix
 from harness.predictors.hf.decoding import resolve_target, topk_weighted
 from harness.predictors.hf.fingerprint import weights_fingerprint
 from harness.predictors.hf.loading import load_model
 from harness.predictors.hf.onednn_linear import KERNELS
+from harness.predictors.hf.prefix_cache import SharedPrefix
 from harness.predictors.base import ModelSpec, Predictor, Reply
 from harness.predictors.options import option, runtime
 from harness.prompts import Request
@@ -62,6 +64,8 @@ class HFPredictor(Predictor):
         # device and linear_kernel change only float rounding, as another BLAS build would: not hashed.
         device: str = runtime("auto", pattern=DEVICE_PATTERN, expected="auto, cpu, cuda, cuda:N, mps, xpu or xpu:N")
         linear_kernel: Literal[KERNELS] = runtime("auto", description="aten: skip the oneDNN fp32 linear layers")
+        prefix_cache: Literal["auto", "off"] = runtime("auto", description="compute a prefix all prompts share once "
+                                                                           "(replies checked equal on the first batch)")
 
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
@@ -171,29 +175,7 @@ class HFPredictor(Predictor):
                       "model_memory_mib": round(model.get_memory_footprint() / 2**20, 1),
                       "linear_kernel": f"onednn ({routed} layers)" if routed else "aten",
                       "generate_s": 0.0, "items": 0, "prompt_tokens": 0, "completion_tokens": 0}
-        self._info["batch_invariance"] = self._check_batch_invariance(task)
-
-    def _check_batch_invariance(self, task, probes: int = 3) -> str:
-        """Where invariance is assumed, check it: probe prompts of different lengths alone and as one
-        padded batch must give identical replies; if not, batch one prompt at a time (invariant)."""
-        if not self.assumes_batch_invariance:
-            return f"not assumed ({self.spec.quant}, {self._dtype()}, {self.device}): batch_size is in the run id"
-        if self.batch_size == 1:
-            return "batch_size 1"
-        from harness.prompts import build_requests
-
-        requests = build_requests(task, task.eval_items()[:16], self.prompt_style)
-        texts = sorted((self.render(r) for r in requests), key=len)
-        picks = list(dict.fromkeys([texts[0], texts[len(texts) // 2], texts[-1]]))[:probes]
-        style = requests[0].style
-        alone = [self._generate([text], style)[0].raw for text in picks]
-        together = [reply.raw for reply in self._generate(picks, style)]
-        self._info.update(generate_s=0.0, items=0, prompt_tokens=0, completion_tokens=0)   # probes are not the run
-        if alone == together:
-            return f"checked at load ({len(picks)} prompts alone vs one padded batch: identical)"
-        self.batch_size = 1
-        warnings.warn("replies changed with the batch on this machine: generating one prompt at a time")
-        return "check failed at load: batching off (batch_size 1)"
+        self._info["batch_invariance"] = check_batch_invariance(self, task)
 
     def environment(self) -> dict:
         import torch
@@ -233,18 +215,29 @@ class HFPredictor(Predictor):
     # --- generation ------------------------------------------------------------------
     def predict(self, requests: list[Request]) -> Iterator[tuple[Request, Reply]]:
         """Longest first, so batches hold prompts of similar length (little padding) and an
-        out-of-memory error shows on the first batch; replies come back in that order."""
+        out-of-memory error shows on the first batch; replies come back in that order. A long
+        prefix shared by every prompt (fixed shots) is computed once (`prefix_cache`)."""
+        if not requests:
+            return
+        style = requests[0].style
         texts = {id(r): self.render(r) for r in requests}
-        lengths = {key: len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) for key, text in texts.items()}
-        ordered = sorted(requests, key=lambda r: -lengths[id(r)])
+        special = style == "base"       # as _encode tokenizes them
+        ids = {key: self.tokenizer(text, add_special_tokens=special)["input_ids"] for key, text in texts.items()}
+        ordered = sorted(requests, key=lambda r: -len(ids[id(r)]))
+        prefix = SharedPrefix.find(self.model, list(ids.values()), self.device) \
+            if self.options.prefix_cache == "auto" and self.decoding == "greedy" else None
+        if prefix is not None:
+            prefix = check_prefix(self, prefix, style, [texts[id(r)] for r in ordered])
         for start in range(0, len(ordered), self.batch_size):
             batch = ordered[start:start + self.batch_size]
-            yield from zip(batch, self._generate([texts[id(r)] for r in batch], batch[0].style))
+            yield from zip(batch, self._generate([texts[id(r)] for r in batch], style, prefix))
 
     def predict_batch(self, requests: list[Request]) -> list[Reply]:
         return self._generate([self.render(r) for r in requests], requests[0].style if requests else "base")
 
-    def _generate(self, texts: list[str], style: str) -> list[Reply]:
+    def _generate(self, texts: list[str], style: str, prefix: SharedPrefix | None = None,
+                  count: bool = True) -> list[Reply]:
+        """Greedy replies (or top-k weighted prices); `prefix`: the cached prompt head they all share."""
         import torch
 
         enc = self._encode(texts, style).to(self.device)
@@ -255,7 +248,8 @@ class HFPredictor(Predictor):
                 replies = topk_weighted(self.model, self.tokenizer, enc, self.top_k)
                 completion = [1] * len(texts)
             else:
-                out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
+                reuse = {"past_key_values": prefix.cache_for(enc["attention_mask"])} if prefix else {}
+                out = self.model.generate(**enc, **reuse, max_new_tokens=self.max_new_tokens, do_sample=False,
                                           pad_token_id=self.tokenizer.pad_token_id, temperature=None, top_p=None,
                                           top_k=None)
                 new = out[:, enc["input_ids"].shape[1]:]
@@ -265,6 +259,8 @@ class HFPredictor(Predictor):
         for reply, p, c in zip(replies, prompt_tokens, completion):
             reply.usage = {"prompt_tokens": int(p), "completion_tokens": int(c)}
             reply.latency_s = round(elapsed / len(texts), 4)
+        if not count:
+            return replies
         info = self._info
         info["generate_s"] += elapsed
         info["items"] += len(texts)
