@@ -9,7 +9,7 @@ pricebench suite leaderboards/course.yaml [--dry-run] [--executor ray --address 
 pricebench report leaderboards/course.yaml | pricebench report --store runs
 pricebench export-lm-eval amazon8 lm_eval_tasks/
 pricebench curate OUT --name NAME --raw meta_Appliances.jsonl [--tokenizer ...] [--seed 42]
-pricebench finetune RECIPE [--task T] [--max-steps N] [--adapters DIR]
+pricebench finetune RECIPE [--task T] [--max-steps N] [--adapters DIR] [--threads N]
 """
 from __future__ import annotations
 
@@ -215,7 +215,7 @@ def cmd_finetune(args) -> int:
     from harness.finetune.recipe import load_recipe
     from harness.tasks import load_task
 
-    recipe = load_recipe(args.recipe)
+    recipe = load_recipe(args.recipe).with_threads(args.threads)
     if not (args.task or recipe.task):
         raise InputError("give --task (the recipe names no task)", path=recipe.path, field="task")
     task = load_task(args.task or recipe.task, data_dir=args.data_dir, strict=args.strict)

@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=_count(1, 10_000_000),
                    help="stop after N optimizer steps (overrides the recipe's; part of the adapter id)")
     p.add_argument("--adapters", help="adapter cache folder (default $PRICEBENCH_ADAPTERS or <cache>/adapters)")
+    p.add_argument("--threads", type=_count(1, 4096), help="CPU threads (overrides the recipe's; not in the adapter id)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     p = add("curate", help="build a task folder from raw Amazon Reviews 2023 metadata (the course's rules)")

@@ -27,7 +27,7 @@ name: tiny-{name}
 base: hf:smollm2-135m-instruct
 method: {method}
 task: amazon8
-data: {{train: 24, validation: {validation}, validation_mae_items: 2}}
+data: {{train: 24, validation: {validation}, validation_mae_items: {mae}}}
 training:
   learning_rate: 2.0e-3
   schedule: constant
@@ -36,13 +36,14 @@ training:
   eval_every: {eval_every}
   save_every: {save_every}
   device: cpu
+  threads: 1                   # the CI box is shared: one thread avoids OpenMP's spinning under contention
 """
 
 
 def _recipe(folder: Path, name: str, *, method="lora", validation=4, batch=4, steps=6, eval_every=3, save_every=2):
     path = folder / f"{name}.yaml"
-    path.write_text(RECIPE.format(name=name, method=method, validation=validation, batch=batch, steps=steps,
-                                  eval_every=eval_every, save_every=save_every))
+    path.write_text(RECIPE.format(name=name, method=method, validation=validation, mae=min(2, validation),
+                                  batch=batch, steps=steps, eval_every=eval_every, save_every=save_every))
     return path
 
 
@@ -50,6 +51,18 @@ def _adapter_tensors(folder: Path) -> dict:
     from safetensors.torch import load_file
 
     return load_file(str(folder / "adapter_model.safetensors"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The evaluations here (hf: runs) on one thread too: on a shared 2-core box, OpenMP's spinning
+    barriers make two threads several times slower than one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +115,7 @@ def test_the_adapter_is_a_model_in_hf_and_finetune(trained, data_dir):
 
 
 def _env(data_dir, adapters: Path) -> dict:
-    return {**os.environ, "PRICEBENCH_DATA": str(data_dir), "PRICEBENCH_ADAPTERS": str(adapters),
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PRICEBENCH_DATA": str(data_dir), "PRICEBENCH_ADAPTERS": str(adapters),
             "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
             "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
 

@@ -33,10 +33,10 @@ LORA_KEYS = {"r", "alpha", "dropout", "target_modules"}
 QLORA_KEYS = {"compute_dtype"}         # 4-bit nf4 + double quantization, as the evaluator loads it
 TRAINING_KEYS = {"learning_rate", "schedule", "warmup_ratio", "epochs", "max_steps", "batch_size", "grad_accum",
                  "max_length", "weight_decay", "max_grad_norm", "optimizer", "seed", "precision", "device",
-                 "eval_every", "save_every"}
+                 "eval_every", "save_every", "threads"}
 DEVICE_WORDS = ("auto", "cpu", "cuda", "mps", "xpu")
 # Fields that change where or how fast training runs, not what it produces: kept out of the adapter id.
-RUNTIME_FIELDS = ("device",)
+RUNTIME_FIELDS = ("device", "threads")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ class Recipe:
     seed: int = 42
     precision: str = "bf16"
     device: str = "auto"
+    threads: int | str = "auto"                 # CPU threads; auto: torch's, or 1 when the box is already busy
     eval_every: int | None = None               # steps; None = once, at the end
     save_every: int | None = None               # steps; None = only the final adapter
     path: str | None = field(default=None, compare=False)
@@ -90,6 +91,9 @@ class Recipe:
 
     def with_max_steps(self, steps: int | None) -> "Recipe":
         return self if steps is None else replace(self, max_steps=steps)
+
+    def with_threads(self, threads: int | None) -> "Recipe":
+        return self if threads is None else replace(self, threads=threads)
 
     def describe(self) -> str:
         return json.dumps(self.identity(), sort_keys=True)
@@ -250,6 +254,8 @@ def _training(spec: Spec) -> dict:
         if head not in DEVICE_WORDS or (index and not index.isdigit()) or (index and head in ("auto", "cpu", "mps")):
             raise spec.error(f"must be auto, cpu, cuda, cuda:N, mps, xpu or xpu:N, got {device!r}", *t, "device")
         out["device"] = device
+    if "threads" in node and node["threads"] != "auto":
+        out["threads"] = _number(spec, *t, "threads", kind=int, low=1, high=4096)
     for key in ("eval_every", "save_every"):
         out[key] = _number(spec, *t, key, kind=int, low=1, high=10_000_000, none_ok=True)
     return out
