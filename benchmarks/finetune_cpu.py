@@ -133,8 +133,9 @@ def linear_rate(rows: int, dtype, repeats: int = 10) -> float:
     return flop / seconds / 1e9
 
 
-def end_to_end(steps: int) -> dict:
+def end_to_end(steps: int, threads: int | None) -> dict:
     """`pricebench finetune` itself (SFTTrainer, callbacks, checkpoint-free) for `steps` steps."""
+    import dataclasses
     import tempfile
 
     from harness.finetune.adapters import finetune
@@ -143,9 +144,8 @@ def end_to_end(steps: int) -> dict:
 
     recipe = load_recipe("smollm2-135m-lora-cpu")
     with tempfile.TemporaryDirectory() as tmp:
-        import dataclasses
-
-        recipe = dataclasses.replace(recipe, eval_every=None, save_every=None, validation=0, validation_mae_items=0)
+        recipe = dataclasses.replace(recipe, eval_every=None, save_every=None, validation=0, validation_mae_items=0,
+                                     threads=threads or torch.get_num_threads())
         result = finetune(recipe, load_task("amazon8"), adapters=tmp, max_steps=steps, progress=False)
     return result.manifest["training"]
 
@@ -189,7 +189,7 @@ def main() -> None:
         print(f"{way:<12}{r['tokens_s']:>10.0f}{r['tokens_cpu_s']:>14.0f}{r['cores']:>7.2f}{r['loss']:>8.3f}  "
               f"{WAYS[way][0]}", flush=True)
     if args.end_to_end:
-        summary = end_to_end(args.end_to_end)
+        summary = end_to_end(args.end_to_end, args.threads)
         print(f"\npricebench finetune, {summary['steps']} steps: {summary['tokens_per_s']} tokens/s "
               f"({summary['tokens']:,} tokens in {summary['train_s']} s, peak RSS "
               f"{summary['peak_memory_mib']['peak_rss_mib']} MiB)")

@@ -59,6 +59,7 @@ def test_shipped_recipes_load_with_the_courses_settings():
     ("  epochs: null\n", 6, "training.epochs", "epochs or max_steps"),
     ("objective: regresion\n", 9, "objective", "did you mean 'regression'"),
     ("qlora: {compute_dtype: bfloat16}\n", 9, "qlora", "only with method: qlora"),
+    ("  threads: 0\n", 6, "training.threads", "between 1 and 4,096"),
 ])
 def test_bad_recipe_names_file_line_and_field(tmp_path, bad, line, field, words):
     text = GOOD.replace("  max_steps: 3\n", "") if "epochs" in bad else GOOD
@@ -80,6 +81,9 @@ def test_bad_base_and_its_options_name_the_field(tmp_path):
     with pytest.raises(InputError, match="did you mean 'revision'") as e:
         load_recipe(path)
     assert (e.value.line, e.value.field) == (4, "base.options.revison")
+    with pytest.raises(InputError, match="did you mean 'amazon8'") as e:
+        load_recipe(_recipe(tmp_path, GOOD.replace("task: amazon8", "task: amazon9")))
+    assert (e.value.line, e.value.field) == (3, "task")
 
 
 def test_cli_bad_recipe_is_one_line_and_writes_nothing(tmp_path, data_dir, capsys, monkeypatch):

@@ -193,8 +193,13 @@ def _train(recipe, predictor, data, folder: AdapterFolder, *, resume, progress, 
 
     staged = folder.path / f".{FINAL}.tmp-{os.getpid()}"
     shutil.rmtree(staged, ignore_errors=True)
-    summary = train_causal_lm(recipe, source=predictor.source, data=data, out_dir=folder.path, final_dir=staged,
-                              resume=resume, progress=progress, callbacks=callbacks)
+    try:
+        summary = train_causal_lm(recipe, source=predictor.source, data=data, out_dir=folder.path,
+                                  final_dir=staged, resume=resume, progress=progress, callbacks=callbacks)
+    except ValueError as e:         # peft: a target module the base does not have
+        if "target modules" not in str(e).lower():
+            raise
+        raise InputError(" ".join(str(e).split())[:300], path=recipe.path, field="lora.target_modules") from None
     folder.publish_final(staged)
     return summary
 

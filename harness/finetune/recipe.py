@@ -261,6 +261,23 @@ def _training(spec: Spec) -> dict:
     return out
 
 
+def _task(spec: Spec) -> str:
+    """A registered task name, or a path to a task YAML (relative to the recipe's folder)."""
+    value = spec.require("task", kind=str)
+    if value.endswith((".yaml", ".yml")):
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else (Path(spec.path).parent / path)
+        if not path.is_file():
+            raise spec.error(f"task file {path} not found", "task")
+        return str(path)
+    from harness.tasks import task_files
+
+    known = task_files()
+    if value not in known:
+        raise spec.error(f"unknown task {value!r}{did_you_mean(value, known)} (known: {', '.join(known)})", "task")
+    return value
+
+
 def validate(spec: Spec) -> Recipe:
     check_keys(spec, spec, TOP_KEYS)
     name = check_name(spec, "name")
@@ -270,7 +287,7 @@ def validate(spec: Spec) -> Recipe:
     objective = _choice(spec, OBJECTIVES, "causal_lm", "objective")
     if objective == "regression" and method == "full":
         raise spec.error("regression trains a LoRA adapter and a scalar head: use method lora or qlora", "method")
-    task = spec.require("task", kind=str) if "task" in spec else None
+    task = _task(spec) if "task" in spec else None
     data = _mapping(spec, DATA_KEYS, "data")
     validation = _number(spec, "data", "validation", kind=int, low=0, high=1_000_000) if "validation" in data else 64
     mae_items = _number(spec, "data", "validation_mae_items", kind=int, low=0, high=1_000_000) \
