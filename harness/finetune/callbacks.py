@@ -26,18 +26,23 @@ class ProgressBar(TrainerCallback):
         self.t0, self.tokens0 = time.perf_counter(), state.num_input_tokens_seen
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
+        if logs and "loss" in logs:         # logged after on_step_end: show this step's loss now
             self.loss = logs["loss"]
+            self._show(state)
 
     def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+            self._show(state)
+
+    def _show(self, state):
         if self.bar is None:
             return
-        self.bar.update(state.global_step - self.bar.n)
         elapsed = time.perf_counter() - self.t0
         postfix = {"tok/s": f"{(state.num_input_tokens_seen - self.tokens0) / max(elapsed, 1e-9):.0f}"}
         if self.loss is not None:
             postfix = {"loss": f"{self.loss:.3f}", **postfix}
-        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.set_postfix(postfix)
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.bar is not None:
