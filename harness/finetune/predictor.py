@@ -90,12 +90,12 @@ class FinetunePredictor(HFPredictor):
             return
         located = self.locate(task)
         folder, weights = located["folder"], located["weights"]
-        if not folder.is_complete():
+        if located["checkpoint"] is None and not folder.is_complete():
             raise InputError(f"recipe {self.recipe.name} has no trained adapter for task {task.name} "
                              f"(id {located['id']}): run `pricebench finetune {self.spec.target} --task {task.name}` "
                              f"first", field="model")
-        if not weights.is_dir():
-            raise InputError(f"adapter {located['id']} has no {weights.name} (its checkpoints are in "
+        if not weights.is_dir() or (located["checkpoint"] is not None and not _complete_checkpoint(weights)):
+            raise InputError(f"adapter {located['id']} has no complete {weights.name} yet (its checkpoints are in "
                              f"{folder.path / 'checkpoints'})", field="checkpoint")
         base = self.source
         if self.recipe.method == "full":
@@ -111,6 +111,13 @@ class FinetunePredictor(HFPredictor):
         checkpoint = f" checkpoint {self.options.checkpoint}" if self.options.checkpoint else ""
         quant = "" if self.spec.quant == "none" else f" {self.spec.quant}"
         return f"{self.recipe.name}{checkpoint} ({self.recipe.base[3:]} {self.recipe.method}{quant}, base prompt)"
+
+
+def _complete_checkpoint(folder) -> bool:
+    """A checkpoint can be evaluated while its training goes on, once transformers wrote its state (last)."""
+    from harness.finetune.train import last_checkpoint
+
+    return last_checkpoint(folder.parent.parent, at_most=int(folder.name.removeprefix("checkpoint-"))) == folder
 
 
 def create(spec: ModelSpec) -> FinetunePredictor:

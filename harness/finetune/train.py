@@ -40,16 +40,16 @@ def cpu_threads(setting) -> int:
     return 1 if os.getloadavg()[0] >= cores else torch.get_num_threads()
 
 
-def last_checkpoint(out_dir: Path) -> Path | None:
-    """The newest complete checkpoint: transformers writes `trainer_state.json` last, so a folder
-    whose state file is missing or unreadable was cut by a kill and is skipped."""
+def last_checkpoint(out_dir: Path, at_most: int | None = None) -> Path | None:
+    """The newest complete checkpoint (up to step `at_most`): transformers writes `trainer_state.json`
+    last, so a folder whose state file is missing or unreadable was cut by a kill and is skipped."""
     from harness.jsonio import read_json
 
     folder = Path(out_dir) / CHECKPOINTS
     found = []
     for path in folder.glob("checkpoint-*") if folder.is_dir() else []:
         step = path.name.removeprefix("checkpoint-")
-        if step.isdigit() and path.is_dir() and not path.is_symlink():
+        if step.isdigit() and path.is_dir() and not path.is_symlink() and (at_most is None or int(step) <= at_most):
             try:
                 read_json(path / "trainer_state.json")
             except (OSError, ValueError, RecursionError):
