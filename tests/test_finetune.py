@@ -120,33 +120,45 @@ def _env(data_dir, adapters: Path) -> dict:
             "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
 
 
+def _start_and_wait(command, env, adapters: Path, checkpoint: str):
+    """Start `command`; return (the process, its adapter folder) once `checkpoint` is complete."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        states = list(adapters.glob(f"*/checkpoints/{checkpoint}/trainer_state.json"))
+        if states:
+            return proc, states[0].parent.parent.parent
+        time.sleep(0.2)
+    raise AssertionError(f"no {checkpoint} before the training ended: {proc.stderr.read()[-500:]!r}")
+
+
 @pytest.mark.slow
 def test_a_killed_training_resumes_and_ends_with_the_uninterrupted_adapter(tmp_path, data_dir):
-    path = _recipe(tmp_path, "resume", validation=0, batch=2, steps=4, eval_every=4, save_every=1)
+    path = _recipe(tmp_path, "resume", validation=0, batch=2, steps=6, eval_every=6, save_every=1)
     killed, whole = tmp_path / "killed", tmp_path / "whole"
-    command = [sys.executable, "-m", "harness.cli", "finetune", str(path)]
-    proc = subprocess.Popen(command, env=_env(data_dir, killed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline, state = time.time() + 600, None
-    while time.time() < deadline and proc.poll() is None:
-        states = list(killed.glob("*/checkpoints/checkpoint-2/trainer_state.json"))
-        if states:
-            state = states[0]
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, f"training ended before it could be killed: {proc.stderr.read()[-500:]!r}"
+    command, env = [sys.executable, "-m", "harness.cli", "finetune", str(path)], _env(data_dir, killed)
+
+    proc, folder = _start_and_wait(command, env, killed, "checkpoint-1")        # Ctrl-C: says how to resume
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1].startswith(
+        "pricebench: interrupted: training of tiny-resume stopped (the last checkpoint is checkpoint-")
+    assert "run the same command again to resume" in err
+    assert json.loads((folder / "manifest.json").read_text())["status"] == "interrupted"
+
+    proc, _ = _start_and_wait(command, env, killed, "checkpoint-3")             # SIGKILL: no goodbye at all
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    folder = state.parent.parent.parent
     assert not (folder / "final").exists() and json.loads((folder / "manifest.json").read_text())["status"] == "running"
 
-    again = subprocess.run(command, env=_env(data_dir, killed), capture_output=True, text=True)
+    again = subprocess.run(command, env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-800:]
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["status"] == "complete" and manifest["training"]["steps"] == 4
-    resumed_from = manifest["sessions"][-1]["resumed_from"]
-    assert resumed_from in ("checkpoint-1", "checkpoint-2", "checkpoint-3")     # -1: killed mid-save of -2
+    assert manifest["status"] == "complete" and manifest["training"]["steps"] == 6
+    assert [s["ended"] for s in manifest["sessions"]] == ["interrupted", "complete"]    # the killed one left no end
+    assert manifest["sessions"][-1]["resumed_from"] in ("checkpoint-2", "checkpoint-3", "checkpoint-4")
     losses = [row["loss"] for row in manifest["training"]["curve"] if "loss" in row]
-    assert len(losses) == 4                                  # the curve survives the kill
+    assert len(losses) == 6                                  # the curve survives the kills
 
     uninterrupted = finetune(load_recipe(path), load_task("amazon8", data_dir=data_dir), adapters=whole,
                              progress=False)
