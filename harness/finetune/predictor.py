@@ -62,7 +62,7 @@ class FinetunePredictor(HFPredictor):
         """{id, folder, weights (what to load), checkpoint} of this recipe's adapter on `task`: the one
         `pricebench finetune` trains (apart from the task's own evaluation slice); the slice this run
         evaluates must not overlap what it trained on."""
-        key = id(task)
+        key = (str(task.spec.path), str(task.data_dir), task.eval_slice, task.strict)
         if key not in self._located:
             from harness.finetune.adapters import AdapterFolder, adapter_identity, adapters_dir
             from harness.finetune.data import build_data, check_disjoint, training_items
