@@ -15,6 +15,8 @@ import time
 import warnings
 from pathlib import Path
 
+from harness.errors import InputError
+
 CHECKPOINTS = "checkpoints"
 
 
@@ -106,6 +108,14 @@ def sft_config(recipe, out_dir: Path, device: str, has_validation: bool):
         dataloader_num_workers=0, remove_unused_columns=True)
 
 
+def fitting(pairs, tokenizer, max_length: int) -> tuple[list, int]:
+    """(the pairs whose prompt + completion + EOS fit in max_length tokens, how many did not): TRL
+    would keep a long example's start and cut its completion, teaching the model a cut price."""
+    eos = tokenizer.eos_token or ""
+    kept = [p for p in pairs if len(tokenizer(p.prompt + p.completion + eos)["input_ids"]) <= max_length]
+    return kept, len(pairs) - len(kept)
+
+
 def _dataset(pairs):
     from datasets import Dataset
 
@@ -141,13 +151,18 @@ def make_trainer(recipe, *, source: str, data, out_dir: Path, device: str, progr
         tokenizer.pad_token = tokenizer.eos_token
     autocast = (lambda: torch.autocast(device.split(":")[0], dtype=torch.bfloat16)) \
         if recipe.precision == "bf16" else contextlib.nullcontext
-    has_validation = bool(data.validation)
+    train, too_long = fitting(data.train, tokenizer, recipe.max_length)
+    validation, too_long_validation = fitting(data.validation, tokenizer, recipe.max_length)
+    if not train:
+        raise InputError(f"no training example fits in max_length {recipe.max_length} tokens", path=recipe.path,
+                         field="training.max_length")
     trainer = CompletionLossTrainer(
-        model=load_base(recipe, source, device), args=sft_config(recipe, out_dir, device, has_validation),
-        train_dataset=_dataset(data.train), eval_dataset=_dataset(data.validation) if has_validation else None,
+        model=load_base(recipe, source, device), args=sft_config(recipe, out_dir, device, bool(validation)),
+        train_dataset=_dataset(train), eval_dataset=_dataset(validation) if validation else None,
         processing_class=tokenizer, peft_config=lora_config(recipe) if recipe.method != "full" else None,
-        callbacks=[ValidationMAE(data.validation[:recipe.validation_mae_items], tokenizer, autocast),
+        callbacks=[ValidationMAE(validation[:recipe.validation_mae_items], tokenizer, autocast),
                    ProgressBar(f"finetune {recipe.name}", progress), *callbacks])
+    trainer.too_long = {"train": too_long, "validation": too_long_validation}
     for printer in (PrinterCallback, ProgressCallback):     # ours shows the progress
         trainer.remove_callback(printer)
     use_fast_dropout(trainer.model)
@@ -187,7 +202,7 @@ def _train(recipe, *, source, data, out_dir: Path, final_dir: Path, device: str,
     wall_s, eval_s = time.perf_counter() - t0, trainer.eval_seconds
     state = trainer.state
     evaluated = any(e.get("step") == state.global_step and "eval_loss" in e for e in state.log_history)
-    if data.validation and not evaluated:          # the curve always ends with the final weights' figures
+    if trainer.eval_dataset is not None and not evaluated:   # the curve ends with the final weights' figures
         trainer.evaluate()
     trainer.save_model(str(final_dir))
     tokens, train_s = state.num_input_tokens_seen - tokens0, wall_s - eval_s
@@ -196,7 +211,7 @@ def _train(recipe, *, source, data, out_dir: Path, final_dir: Path, device: str,
             "eval_s": round(eval_s, 3), "wall_s": round(wall_s, 3), "tokens": int(tokens),
             "tokens_total": int(state.num_input_tokens_seen), "tokens_per_s": round(tokens / max(train_s, 1e-9), 1),
             "device": device, "threads": torch.get_num_threads(), "load_average": round(os.getloadavg()[0], 2),
-            "quantized": _quantized(trainer.model),
+            "quantized": _quantized(trainer.model), "too_long_left_out": trainer.too_long,
             "curve": curve(state.log_history),
             "trainable_parameters": _trainable(trainer.model), "peak_memory_mib": peak_memory_mib(device)}
 
