@@ -173,3 +173,15 @@ def test_finetune_model_before_training_says_how_to_train(tmp_path, data_dir, ca
     everything = load_task("amazon8", data_dir=data_dir, eval_slice="all")     # test items 250- are trained on
     with pytest.raises(InputError, match="the adapter's training data overlaps the evaluation slice"):
         make_predictor(ModelSpec(f"finetune:{path}")).identity(everything)
+
+
+def test_an_example_longer_than_max_length_is_left_out_not_cut():
+    from transformers import AutoTokenizer
+
+    from harness.finetune.train import fitting
+    from harness.predictors.hf.testmodels import model_folder
+
+    tokenizer = AutoTokenizer.from_pretrained(model_folder("smollm2-135m-instruct"))
+    short, long = Pair("a", "Price is $", "12.00", 12.0), Pair("b", "word " * 300 + "Price is $", "12.00", 12.0)
+    kept, left_out = fitting([short, long, short], tokenizer, 256)
+    assert kept == [short, short] and left_out == 1
