@@ -239,7 +239,8 @@ def cmd_finetune(args) -> int:
               f"adapter {result.adapter_id} -> {result.final}")
     target = args.recipe if recipe.objective == "causal_lm" else None
     if target:
-        print(f"evaluate it: pricebench run --task {task.name} --model finetune:{target}")
+        where = f" -o adapters={args.adapters}" if args.adapters else ""
+        print(f"evaluate it: pricebench run --task {task.name} --model finetune:{target}{where}")
     return 0
 
 
