@@ -11,6 +11,7 @@ pricebench export-runs <run-id>... | leaderboard.yaml FILE ; pricebench import F
 pricebench export-lm-eval amazon8 lm_eval_tasks/
 pricebench export-eee <run-id>... | leaderboards/course.yaml OUT_DIR
 pricebench curate OUT --name NAME --raw meta_Appliances.jsonl [--tokenizer ...] [--seed 42]
+pricebench finetune RECIPE [--task T] [--max-steps N] [--adapters DIR] [--threads N]
 """
 from __future__ import annotations
 
@@ -258,6 +259,39 @@ def cmd_export_eee(args) -> int:
     print(f"{len(result.written)} exported to {result.out} ({len(result.written) - published} runs with items, "
           f"{published} published figures), {len(result.skipped)} not exported; validate with:\n"
           f"  python -m every_eval_ever.validate '{result.out}/data/*/*/*/*.json*'")
+
+
+def cmd_finetune(args) -> int:
+    from harness.finetune.adapters import finetune
+    from harness.finetune.recipe import load_recipe
+    from harness.tasks import load_task
+
+    recipe = load_recipe(args.recipe).with_threads(args.threads)
+    if not (args.task or recipe.task):
+        raise InputError("give --task (the recipe names no task)", path=recipe.path, field="task")
+    task = load_task(args.task or recipe.task, data_dir=args.data_dir, strict=args.strict)
+    result = finetune(recipe, task, adapters=args.adapters, max_steps=args.max_steps)
+    training = result.manifest.get("training") or {}
+    if args.json:
+        print(json.dumps(finite_json({"adapter_id": result.adapter_id, "path": str(result.path),
+                                      "final": str(result.final), "cached": result.cached,
+                                      "training": training}), allow_nan=False))
+        return 0
+    if result.cached:
+        print(f"adapter {result.adapter_id} (cached: nothing retrained) -> {result.final}")
+    else:
+        last = next((row for row in reversed(training.get("curve", [])) if "eval_loss" in row), {})
+        mae = next((row["eval_mae"] for row in reversed(training.get("curve", [])) if "eval_mae" in row), None)
+        validation = f"; validation loss {last['eval_loss']:.4f}" if last else ""
+        validation += f", MAE ${mae:,.2f} on {training['curve'][-1].get('eval_mae_items', '?')} items" \
+            if mae is not None else ""
+        print(f"trained {recipe.name} on {task.name}: {training.get('steps')} steps, {training.get('tokens', 0):,} "
+              f"tokens at {training.get('tokens_per_s')} tokens/s in {training.get('train_s')} s{validation}\n"
+              f"adapter {result.adapter_id} -> {result.final}")
+    target = args.recipe if recipe.objective == "causal_lm" else None
+    if target:
+        where = f" -o adapters={args.adapters}" if args.adapters else ""
+        print(f"evaluate it: pricebench run --task {task.name} --model finetune:{target}{where}")
     return 0
 
 
@@ -291,7 +325,8 @@ def cmd_curate(args) -> int:
 
 VERBS = {"tasks": cmd_tasks, "run": cmd_run, "show": cmd_show, "verify": cmd_verify, "compare": cmd_compare,
          "suite": cmd_suite, "report": cmd_report, "export-runs": cmd_export_runs, "import": cmd_import_runs,
-         "export-lm-eval": cmd_export_lm_eval, "export-eee": cmd_export_eee, "curate": cmd_curate}
+         "export-lm-eval": cmd_export_lm_eval, "export-eee": cmd_export_eee, "curate": cmd_curate,
+         "finetune": cmd_finetune}
 
 
 def _interrupt(signum, frame):

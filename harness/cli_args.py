@@ -163,6 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run ids (or unique prefixes), or one leaderboard YAML (its complete runs and published rows)")
     p.add_argument("out", metavar="OUT_DIR", help="output folder (new, empty, or written by an earlier export-eee)")
 
+    p = add("finetune", help="fine-tune a model on a task's train split (LoRA / QLoRA / full): cached, resumable")
+    p.add_argument("recipe", help="recipe name (finetunes/<name>.yaml) or path to a recipe YAML")
+    p.add_argument("--task", help="task name or path to a task YAML (default: the recipe's task)")
+    p.add_argument("--max-steps", type=_count(1, 10_000_000),
+                   help="stop after N optimizer steps (overrides the recipe's; part of the adapter id)")
+    p.add_argument("--adapters", help="adapter cache folder (default $PRICEBENCH_ADAPTERS or <cache>/adapters)")
+    p.add_argument("--threads", type=_count(1, 4096), help="CPU threads (overrides the recipe's; not in the adapter id)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
     p = add("curate", help="build a task folder from raw Amazon Reviews 2023 metadata (the course's rules)")
     p.add_argument("out", help="folder to write OUT/NAME/ into (use OUT as --data-dir for the task)")
     p.add_argument("--name", required=True, help="task name (folder, file and id prefix)")

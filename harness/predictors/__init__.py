@@ -21,9 +21,10 @@ BACKENDS: dict[str, str | Callable[[ModelSpec], Predictor]] = {
     "vllm": "harness.predictors.vllm",                       # vLLM (own virtualenv)
     "openai": "harness.predictors.api.openai",               # OpenAI + any OpenAI-compatible base_url
     "anthropic": "harness.predictors.api.anthropic",         # Anthropic Messages API
+    "finetune": "harness.finetune.predictor",                # a recipe's trained adapter on its hf: base
 }
 
-EXTRAS = {"baseline": "baselines", "openai": "api", "anthropic": "api"}  # backend -> pip extra
+EXTRAS = {"baseline": "baselines", "openai": "api", "anthropic": "api", "finetune": "finetune"}  # backend -> pip extra
 
 
 def register_backend(prefix: str, factory: Callable[[ModelSpec], Predictor] | str) -> None:

@@ -1,0 +1,127 @@
+"""`finetune:<recipe>`: a trained fine-tune as a model, wherever a model goes.
+
+The recipe (a name in finetunes/ or a path to its YAML) says the base and how it was trained;
+the task of the run decides the train split, so the adapter is found at run time: the adapter
+id of (base weights, the task's train data, the recipe), in the adapter cache. The run's
+identity holds that id (and the checkpoint, when one is asked for), so an evaluation names
+the adapter it measured. The base loads as `hf:` loads it (a QLoRA recipe at 4-bit), with the
+base prompt the adapter was trained on. Nothing trains here: an adapter not yet trained is an
+error that says which `pricebench finetune` command makes it.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from harness.errors import InputError
+from harness.finetune.recipe import load_recipe
+from harness.predictors.base import ModelSpec
+from harness.predictors.hf.predictor import HFPredictor
+from harness.predictors.options import option, runtime
+
+
+class FinetunePredictor(HFPredictor):
+    prompts = (None, "base")
+    prompt_advice = "the adapter was trained on the task's base prompt: --prompt base (or leave it out)"
+    quant_advice = "the recipe decides the quantization (qlora: 4bit, else none): leave --quant out"
+
+    class Options(HFPredictor.Options):
+        checkpoint: int | None = option(None, ge=1, description="evaluate checkpoint-N instead of the final adapter")
+        adapters: str | None = runtime(None, description="the adapter cache folder (default $PRICEBENCH_ADAPTERS)")
+
+    def __init__(self, spec: ModelSpec):
+        if (spec.options or {}).get("adapter") is not None:
+            raise InputError("finetune: the recipe names the adapter; use hf:<base> -o adapter=<folder> for another",
+                             field="adapter")
+        self.recipe = load_recipe(spec.target) if spec.target else None
+        if self.recipe is None:
+            raise InputError("finetune: needs a recipe, e.g. finetune:smollm2-135m-lora-cpu", field="model")
+        if self.recipe.objective != "causal_lm":
+            raise InputError(f"finetune: recipe {self.recipe.name} has objective {self.recipe.objective}: train it "
+                             f"with `pricebench finetune`, then run hf:<base> -o adapter=<its final folder>",
+                             field="model")
+        if spec.quant not in ("none", self.recipe.quant):
+            raise InputError(f"finetune: {self.quant_advice}", field="quant")
+        merged = {**self.recipe.base_options, **(spec.options or {})}
+        if self.recipe.method == "qlora":
+            merged.setdefault("compute_dtype", self.recipe.qlora["compute_dtype"])
+        # validated and loaded as hf: would load the base; stored and hashed under its own name
+        super().__init__(dataclasses.replace(spec, name=self.recipe.base, quant=self.recipe.quant, options=merged))
+        self.spec = dataclasses.replace(self.spec, name=spec.name)
+        self._located: dict = {}
+
+    @property
+    def default_prompt(self) -> str:
+        return "base"
+
+    @property
+    def kind(self) -> str:
+        return "open-finetuned"
+
+    # --- which adapter ---------------------------------------------------------------------
+    def locate(self, task) -> dict:
+        """{id, folder, weights (what to load), checkpoint} of this recipe's adapter on `task`: the one
+        `pricebench finetune` trains (apart from the task's own evaluation slice); the slice this run
+        evaluates must not overlap what it trained on."""
+        key = (str(task.spec.path), str(task.data_dir), task.eval_slice, task.strict)
+        if key not in self._located:
+            from harness.finetune.adapters import AdapterFolder, adapter_identity, adapters_dir
+            from harness.finetune.data import build_data, check_disjoint, training_items
+            from harness.store import run_id
+
+            trained_on = dataclasses.replace(task, eval_slice_override=None, _cache={})
+            train, validation = training_items(trained_on, self.recipe)
+            check_disjoint(train + validation, task.eval_items(), what="the adapter's training data")
+            base_weights = super().identity(task)["weights"]
+            aid = run_id(adapter_identity(self.recipe, build_data(trained_on, self.recipe), base_weights))
+            folder = AdapterFolder(adapters_dir(self.options.adapters) / aid)
+            checkpoint = self.options.checkpoint
+            weights = folder.path / ("final" if checkpoint is None else f"checkpoints/checkpoint-{checkpoint}")
+            self._located[key] = {"id": aid, "folder": folder, "weights": weights, "checkpoint": checkpoint}
+        return self._located[key]
+
+    def identity(self, task) -> dict:
+        ident = super().identity(task)          # the base (self.adapter stays None until prepare)
+        located = self.locate(task)
+        ident["finetune"] = {"adapter_id": located["id"], "checkpoint": located["checkpoint"]}
+        return ident
+
+    def prepare(self, task) -> None:
+        if self.model is not None:
+            return
+        located = self.locate(task)
+        folder, weights = located["folder"], located["weights"]
+        if located["checkpoint"] is None and not folder.is_complete():
+            raise InputError(f"recipe {self.recipe.name} has no trained adapter for task {task.name} "
+                             f"(id {located['id']}): run `pricebench finetune {self.spec.target} --task {task.name}` "
+                             f"first", field="model")
+        if not weights.is_dir() or (located["checkpoint"] is not None and not _complete_checkpoint(weights)):
+            raise InputError(f"adapter {located['id']} has no complete {weights.name} yet (its checkpoints are in "
+                             f"{folder.path / 'checkpoints'})", field="checkpoint")
+        base = self.source
+        if self.recipe.method == "full":
+            self.source = str(weights)          # a full fine-tune is a whole model
+        else:
+            self.adapter = str(weights)
+        try:
+            super().prepare(task)
+        finally:                                # identity() stays that of the base + the adapter id
+            self.source, self.adapter = base, None
+
+    def label(self) -> str:
+        checkpoint = f" checkpoint {self.options.checkpoint}" if self.options.checkpoint else ""
+        quant = "" if self.spec.quant == "none" else f" {self.spec.quant}"
+        return f"{self.recipe.name}{checkpoint} ({self.recipe.base[3:]} {self.recipe.method}{quant}, base prompt)"
+
+
+def _complete_checkpoint(folder) -> bool:
+    """A checkpoint can be evaluated while its training goes on, once transformers wrote its state (last)."""
+    from harness.finetune.train import last_checkpoint
+
+    return last_checkpoint(folder.parent.parent, at_most=int(folder.name.removeprefix("checkpoint-"))) == folder
+
+
+def create(spec: ModelSpec) -> FinetunePredictor:
+    return FinetunePredictor(spec)
+
+
+PREDICTOR = FinetunePredictor
