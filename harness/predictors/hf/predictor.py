@@ -8,7 +8,8 @@ before and after fine-tuning) for any model a user names:
   a compute dtype, as in the course);
 - a GGUF file is dequantized once into a cached safetensors folder (bitsandbytes refuses
   to quantize a model loaded with `gguf_file`);
-- `adapter=<path>`: a PEFT adapter on top; `decoding=topk-weighted`: the course's decoding
+- `adapter=<path>`: a PEFT adapter on top (one with a regression head, `regression.json`, makes
+  the regressor of hf/regression.py); `decoding=topk-weighted`: the course's decoding
   for fine-tuned models (probability-weighted mean of the top-k next tokens that are numbers);
 - prompt style: "chat" (the tokenizer's chat template, continuing "Price is $") if the
   tokenizer has a chat template, else "base" (the course's completion prompt).
@@ -156,10 +157,7 @@ class HFPredictor(Predictor):
         import torch
 
         t0 = time.perf_counter()
-        model, routed = load_model(self.source, revision=self.revision, trust_remote_code=self.trust_remote_code,
-                                   dtype=self._dtype(), quant=self.spec.quant, device=self.device,
-                                   compute_dtype=self._dtype("compute_dtype"), adapter=self.adapter,
-                                   onednn=self.linear_kernel == "auto")
+        model, routed = self.load_model()
         self.model = model
         _ = self.tokenizer
         if self.device.startswith("cuda"):
@@ -171,6 +169,13 @@ class HFPredictor(Predictor):
                       "linear_kernel": f"onednn ({routed} layers)" if routed else "aten",
                       "generate_s": 0.0, "items": 0, "prompt_tokens": 0, "completion_tokens": 0}
         self._info["batch_invariance"] = self._check_batch_invariance(task)
+
+    def load_model(self):
+        """(model in eval mode, linear layers routed to oneDNN): a causal LM (+ adapter) here."""
+        return load_model(self.source, revision=self.revision, trust_remote_code=self.trust_remote_code,
+                          dtype=self._dtype(), quant=self.spec.quant, device=self.device,
+                          compute_dtype=self._dtype("compute_dtype"), adapter=self.adapter,
+                          onednn=self.linear_kernel == "auto")
 
     def _check_batch_invariance(self, task, probes: int = 3) -> str:
         """Where invariance is assumed, check it: probe prompts of different lengths alone and as one
@@ -260,13 +265,16 @@ class HFPredictor(Predictor):
                 new = out[:, enc["input_ids"].shape[1]:]
                 completion = (new != self.tokenizer.pad_token_id).sum(dim=1).tolist()
                 replies = [Reply(raw=text) for text in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
-        elapsed = time.perf_counter() - t0
+        return self._account(replies, prompt_tokens, completion, time.perf_counter() - t0)
+
+    def _account(self, replies: list[Reply], prompt_tokens: list, completion: list, elapsed: float) -> list[Reply]:
+        """Each reply's usage and latency, and the run's totals (manifest `info`)."""
         for reply, p, c in zip(replies, prompt_tokens, completion):
             reply.usage = {"prompt_tokens": int(p), "completion_tokens": int(c)}
-            reply.latency_s = round(elapsed / len(texts), 4)
+            reply.latency_s = round(elapsed / len(replies), 4)
         info = self._info
         info["generate_s"] += elapsed
-        info["items"] += len(texts)
+        info["items"] += len(replies)
         info["prompt_tokens"] += int(sum(prompt_tokens))
         info["completion_tokens"] += int(sum(completion))
         return replies
@@ -293,6 +301,16 @@ class HFPredictor(Predictor):
 
 
 def create(spec: ModelSpec) -> Predictor:
+    """An adapter folder with a regression head (`harness.finetune.regression`) makes a regressor."""
+    adapter = (spec.options or {}).get("adapter")
+    if isinstance(adapter, str) and adapter and Path(adapter).expanduser().is_dir():
+        from harness.finetune.regression import read_head
+
+        head = read_head(adapter)
+        if head is not None:
+            from harness.predictors.hf.regression import HFRegressionPredictor
+
+            return HFRegressionPredictor(spec, head)
     return HFPredictor(spec)
 
 

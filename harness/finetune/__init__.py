@@ -1,0 +1,1 @@
+"""Fine-tuning inside pricebench: recipes -> training -> adapters that are models."""
