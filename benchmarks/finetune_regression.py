@@ -42,14 +42,20 @@ def split(task, train_from: str, count: int | None, validation: int, seed: int):
     return to_pairs(pool), to_pairs([item for item in in_task if item.id in held])
 
 
-def log_lines(every: int):
-    """A Trainer callback printing step, loss and validation MAE to stderr (training takes minutes)."""
+def log_lines(every: int, limit_s: float | None):
+    """A Trainer callback printing step, loss and validation MAE to stderr (training takes minutes),
+    and stopping the training (which then saves the adapter) once it has run limit_s seconds."""
     import time
 
     from transformers import TrainerCallback
 
     class LogLines(TrainerCallback):
         start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if limit_s and time.perf_counter() - self.start > limit_s:
+                print(f"time limit: stopping at step {state.global_step}", file=sys.stderr, flush=True)
+                control.should_training_stop = True
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}
@@ -89,6 +95,7 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-every", type=int)
     parser.add_argument("--save-every", type=int, default=100)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--time-limit-min", type=float, default=60.0, help="stop training after this long (default 60)")
     args = parser.parse_args(argv)
 
     from harness.finetune.regression import train_regression
@@ -110,7 +117,7 @@ def main(argv=None) -> int:
         learning_rate=args.lr, schedule=args.schedule, warmup_ratio=args.warmup, epochs=args.epochs,
         max_steps=args.max_steps, batch_size=args.batch_size, grad_accum=args.grad_accum,
         max_length=args.max_length, seed=args.seed, precision=args.precision, eval_every=args.eval_every,
-        save_every=args.save_every, resume=args.resume, callbacks=[log_lines(10)])
+        save_every=args.save_every, resume=args.resume, callbacks=[log_lines(10, args.time_limit_min * 60)])
     summary["args"] = {k: str(v) for k, v in vars(args).items()}
     (args.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     brief = {k: summary[k] for k in ("steps", "examples_seen", "train_s", "tokens_per_s", "final_validation_mae",
