@@ -8,7 +8,8 @@ before and after fine-tuning) for any model a user names:
   a compute dtype, as in the course);
 - a GGUF file is dequantized once into a cached safetensors folder (bitsandbytes refuses
   to quantize a model loaded with `gguf_file`);
-- `adapter=<path>`: a PEFT adapter on top; `decoding=topk-weighted`: the course's decoding
+- `adapter=<path>`: a PEFT adapter on top (one with a regression head, `regression.json`, makes
+  the regressor of hf/regression.py); `decoding=topk-weighted`: the course's decoding
   for fine-tuned models (probability-weighted mean of the top-k next tokens that are numbers);
 - prompt style: "chat" (the tokenizer's chat template, continuing "Price is $") if the
   tokenizer has a chat template, else "base" (the course's completion prompt).
@@ -50,6 +51,7 @@ class HFPredictor(Predictor):
     """transformers causal LM, optionally quantized by bitsandbytes, with an optional PEFT adapter."""
 
     batch_size = 8
+    generates = True                 # replies are generated text (a regression head overrides: a number)
 
     class Options(Predictor.Options):
         dtype: DTypeName = option("auto", description="weights dtype; auto = bfloat16 on CUDA, else float32")
@@ -161,10 +163,7 @@ class HFPredictor(Predictor):
         import torch
 
         t0 = time.perf_counter()
-        model, routed = load_model(self.source, revision=self.revision, trust_remote_code=self.trust_remote_code,
-                                   dtype=self._dtype(), quant=self.spec.quant, device=self.device,
-                                   compute_dtype=self._dtype("compute_dtype"), adapter=self.adapter,
-                                   onednn=self.linear_kernel == "auto")
+        model, routed = self.load_model()
         self.model = model
         _ = self.tokenizer
         if self.device.startswith("cuda"):
@@ -176,6 +175,13 @@ class HFPredictor(Predictor):
                       "linear_kernel": f"onednn ({routed} layers)" if routed else "aten",
                       "generate_s": 0.0, "items": 0, "prompt_tokens": 0, "completion_tokens": 0}
         self._info["batch_invariance"] = check_batch_invariance(self, task)
+
+    def load_model(self):
+        """(model in eval mode, linear layers routed to oneDNN): a causal LM (+ adapter) here."""
+        return load_model(self.source, revision=self.revision, trust_remote_code=self.trust_remote_code,
+                          dtype=self._dtype(), quant=self.spec.quant, device=self.device,
+                          compute_dtype=self._dtype("compute_dtype"), adapter=self.adapter,
+                          onednn=self.linear_kernel == "auto")
 
     def environment(self) -> dict:
         import torch
@@ -225,7 +231,7 @@ class HFPredictor(Predictor):
         ids = {key: self.tokenizer(text, add_special_tokens=special)["input_ids"] for key, text in texts.items()}
         ordered = sorted(requests, key=lambda r: -len(ids[id(r)]))
         prefix = SharedPrefix.find(self.model, list(ids.values()), self.device) \
-            if self.options.prefix_cache == "auto" and self.decoding == "greedy" else None
+            if self.options.prefix_cache == "auto" and self.decoding == "greedy" and self.generates else None
         if prefix is not None:
             prefix = check_prefix(self, prefix, style, [texts[id(r)] for r in ordered])
         for start in range(0, len(ordered), self.batch_size):
@@ -255,15 +261,20 @@ class HFPredictor(Predictor):
                 new = out[:, enc["input_ids"].shape[1]:]
                 completion = (new != self.tokenizer.pad_token_id).sum(dim=1).tolist()
                 replies = [Reply(raw=text) for text in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
-        elapsed = time.perf_counter() - t0
+        return self._account(replies, prompt_tokens, completion, time.perf_counter() - t0, count=count)
+
+    def _account(self, replies: list[Reply], prompt_tokens: list, completion: list, elapsed: float,
+                 count: bool = True) -> list[Reply]:
+        """Each reply's usage and latency, and (unless `count` is off: a check, not the run) the run's totals
+        (manifest `info`)."""
         for reply, p, c in zip(replies, prompt_tokens, completion):
             reply.usage = {"prompt_tokens": int(p), "completion_tokens": int(c)}
-            reply.latency_s = round(elapsed / len(texts), 4)
+            reply.latency_s = round(elapsed / len(replies), 4)
         if not count:
             return replies
         info = self._info
         info["generate_s"] += elapsed
-        info["items"] += len(texts)
+        info["items"] += len(replies)
         info["prompt_tokens"] += int(sum(prompt_tokens))
         info["completion_tokens"] += int(sum(completion))
         return replies
@@ -290,6 +301,16 @@ class HFPredictor(Predictor):
 
 
 def create(spec: ModelSpec) -> Predictor:
+    """An adapter folder with a regression head (`harness.finetune.regression`) makes a regressor."""
+    adapter = (spec.options or {}).get("adapter")
+    if isinstance(adapter, str) and adapter and Path(adapter).expanduser().is_dir():
+        from harness.finetune.regression import read_head
+
+        head = read_head(adapter)
+        if head is not None:
+            from harness.predictors.hf.regression import HFRegressionPredictor
+
+            return HFRegressionPredictor(spec, head)
     return HFPredictor(spec)
 
 
