@@ -288,10 +288,8 @@ def cmd_finetune(args) -> int:
         print(f"trained {recipe.name} on {task.name}: {training.get('steps')} steps, {training.get('tokens', 0):,} "
               f"tokens at {training.get('tokens_per_s')} tokens/s in {training.get('train_s')} s{validation}\n"
               f"adapter {result.adapter_id} -> {result.final}")
-    target = args.recipe if recipe.objective == "causal_lm" else None
-    if target:
-        where = f" -o adapters={args.adapters}" if args.adapters else ""
-        print(f"evaluate it: pricebench run --task {task.name} --model finetune:{target}{where}")
+    where = f" -o adapters={args.adapters}" if args.adapters else ""
+    print(f"evaluate it: pricebench run --task {task.name} --model finetune:{args.recipe}{where}")
     return 0
 
 

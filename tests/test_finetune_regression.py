@@ -155,3 +155,43 @@ def test_a_crashed_training_resumes_from_its_last_checkpoint(tmp_path, requests)
     assert a.keys() == b.keys()
     for key in a:
         assert np.allclose(a[key].float().numpy(), b[key].float().numpy(), atol=1e-6), key
+
+
+REGRESSION_RECIPE = """\
+name: tiny-regression
+base: hf:smollm2-135m-instruct
+method: lora
+objective: regression
+task: amazon8
+data: {train: "12890:", validation: 4}
+lora: {r: 8, alpha: 16, dropout: 0.0, target_modules: [q_proj, v_proj]}
+training: {learning_rate: 2.0e-3, schedule: constant, batch_size: 4, max_steps: 4, max_length: 64,
+           save_every: 2, eval_every: 4, seed: 42, device: cpu, threads: 1}
+"""
+
+
+@pytest.mark.slow
+def test_a_regression_recipe_trains_and_is_a_finetune_model(tmp_path, data_dir):
+    """`objective: regression` end to end: `finetune()` trains the recipe (cached), and
+    `finetune:<recipe>` evaluates its head, final or a checkpoint, as prices that need no parsing."""
+    from harness.finetune.adapters import finetune
+    from harness.finetune.recipe import load_recipe
+
+    path = tmp_path / "tiny-regression.yaml"
+    path.write_text(REGRESSION_RECIPE)
+    adapters = tmp_path / "adapters"
+    task = load_task("amazon8", data_dir=data_dir)
+    trained = finetune(load_recipe(path), task, adapters=adapters, progress=False)
+    assert read_head(trained.final) is not None and not trained.cached
+    assert finetune(load_recipe(path), task, adapters=adapters, progress=False).cached
+
+    common = {"eval_slice": "0:4", "data_dir": data_dir, "store": tmp_path / "runs", "progress": False}
+    final = run("amazon8", f"finetune:{path}", options={"adapters": str(adapters)}, **common)
+    assert final.manifest["kind"] == "open-finetuned" and "regression head" in final.manifest["label"]
+    assert final.df["parsed"].all() and (final.df["guess"] > 0).all()
+    assert final.manifest["identity"]["predictor"]["finetune"]["adapter_id"] == trained.adapter_id
+    by_hf = run("amazon8", f"hf:{SMOL}", options={"adapter": str(trained.final)}, **common)
+    assert list(by_hf.df["guess"]) == list(final.df["guess"])          # the same head, found by the recipe
+    early = run("amazon8", f"finetune:{path}", options={"adapters": str(adapters), "checkpoint": 2}, **common)
+    assert early.run_id != final.run_id and early.df["parsed"].all()
+    assert list(early.df["guess"]) != list(final.df["guess"])          # 2 more steps moved the head

@@ -15,11 +15,15 @@ import dataclasses
 from harness.errors import InputError
 from harness.finetune.recipe import load_recipe
 from harness.predictors.base import ModelSpec
+from harness.finetune.regression import REGRESSION_FILE
 from harness.predictors.hf.predictor import HFPredictor
+from harness.predictors.hf.regression import HFRegressionPredictor
 from harness.predictors.options import option, runtime
 
 
 class FinetunePredictor(HFPredictor):
+    objective = "causal_lm"
+    checkpoints = "checkpoints"         # where training saves them, inside the adapter folder
     prompts = (None, "base")
     prompt_advice = "the adapter was trained on the task's base prompt: --prompt base (or leave it out)"
     quant_advice = "the recipe decides the quantization (qlora: 4bit, else none): leave --quant out"
@@ -35,9 +39,8 @@ class FinetunePredictor(HFPredictor):
         self.recipe = load_recipe(spec.target) if spec.target else None
         if self.recipe is None:
             raise InputError("finetune: needs a recipe, e.g. finetune:smollm2-135m-lora-cpu", field="model")
-        if self.recipe.objective != "causal_lm":
-            raise InputError(f"finetune: recipe {self.recipe.name} has objective {self.recipe.objective}: train it "
-                             f"with `pricebench finetune`, then run hf:<base> -o adapter=<its final folder>",
+        if self.recipe.objective != self.objective:
+            raise InputError(f"finetune: recipe {self.recipe.name} has objective {self.recipe.objective}",
                              field="model")
         if spec.quant not in ("none", self.recipe.quant):
             raise InputError(f"finetune: {self.quant_advice}", field="quant")
@@ -75,7 +78,7 @@ class FinetunePredictor(HFPredictor):
             aid = run_id(adapter_identity(self.recipe, build_data(trained_on, self.recipe), base_weights))
             folder = AdapterFolder(adapters_dir(self.options.adapters) / aid)
             checkpoint = self.options.checkpoint
-            weights = folder.path / ("final" if checkpoint is None else f"checkpoints/checkpoint-{checkpoint}")
+            weights = folder.path / ("final" if checkpoint is None else f"{self.checkpoints}/checkpoint-{checkpoint}")
             self._located[key] = {"id": aid, "folder": folder, "weights": weights, "checkpoint": checkpoint}
         return self._located[key]
 
@@ -96,7 +99,8 @@ class FinetunePredictor(HFPredictor):
                              f"first", field="model")
         if not weights.is_dir() or (located["checkpoint"] is not None and not _complete_checkpoint(weights)):
             raise InputError(f"adapter {located['id']} has no complete {weights.name} yet (its checkpoints are in "
-                             f"{folder.path / 'checkpoints'})", field="checkpoint")
+                             f"{folder.path / self.checkpoints})", field="checkpoint")
+        self._before_load(weights)
         base = self.source
         if self.recipe.method == "full":
             self.source = str(weights)          # a full fine-tune is a whole model
@@ -106,6 +110,9 @@ class FinetunePredictor(HFPredictor):
             super().prepare(task)
         finally:                                # identity() stays that of the base + the adapter id
             self.source, self.adapter = base, None
+
+    def _before_load(self, weights) -> None:
+        """What a subclass reads from the located adapter before the model loads."""
 
     def label(self) -> str:
         checkpoint = f" checkpoint {self.options.checkpoint}" if self.options.checkpoint else ""
@@ -120,7 +127,32 @@ def _complete_checkpoint(folder) -> bool:
     return last_checkpoint(folder.parent.parent, at_most=int(folder.name.removeprefix("checkpoint-"))) == folder
 
 
+class FinetuneRegressionPredictor(FinetunePredictor, HFRegressionPredictor):
+    """`finetune:<recipe>` for a recipe with `objective: regression`: the adapter's scalar head on
+    log(price) gives the price (harness/predictors/hf/regression.py), found like any fine-tune."""
+
+    objective = "regression"
+    checkpoints = "final/checkpoints"   # harness/finetune/regression.py trains inside final/
+
+    def label(self) -> str:
+        return FinetunePredictor.label(self).replace(", base prompt)", ", regression head)")
+
+    def _head_identity(self) -> dict:
+        return {}                     # the adapter id (data, recipe, base weights) decides the head
+
+    def _before_load(self, weights) -> None:
+        from harness.finetune.regression import read_head
+
+        self.head = read_head(weights)
+        if self.head is None:
+            raise InputError(f"{weights} holds no regression head ({REGRESSION_FILE}): train it again",
+                             field="model")
+
+
 def create(spec: ModelSpec) -> FinetunePredictor:
+    recipe = load_recipe(spec.target) if spec.target else None
+    if recipe is not None and recipe.objective == "regression":
+        return FinetuneRegressionPredictor(spec)
     return FinetunePredictor(spec)
 
 

@@ -26,10 +26,10 @@ class HFRegressionPredictor(HFPredictor):
 
     generates = False                # nothing generated: no shared-prefix KV reuse either
 
-    def __init__(self, spec: ModelSpec, head: dict):
+    def __init__(self, spec: ModelSpec, head: dict | None = None):
         super().__init__(spec)
-        self.head = head
-        trained_on = head.get("base_weights")
+        self.head = head             # None until prepare() for finetune:<regression recipe>
+        trained_on = (head or {}).get("base_weights")
         if trained_on and Path(self.source).is_dir() and weights_fingerprint(self.source) != trained_on:
             raise InputError(f"this regression adapter was trained on other base weights (fingerprint {trained_on}): "
                              f"name that base model", path=self.adapter, field="adapter")
@@ -48,8 +48,11 @@ class HFRegressionPredictor(HFPredictor):
         ident = super().identity(task)
         for generation_only in ("max_new_tokens", "decoding", "top_k"):
             ident.pop(generation_only, None)
-        ident["regression_head"] = {k: self.head[k] for k in ("objective", "mean", "std", "max_length")}
+        ident.update(self._head_identity())
         return ident
+
+    def _head_identity(self) -> dict:
+        return {"regression_head": {k: self.head[k] for k in ("objective", "mean", "std", "max_length")}}
 
     def label(self) -> str:
         return super().label().replace(" (", " regression head (", 1)
