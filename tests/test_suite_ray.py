@@ -97,6 +97,20 @@ def test_a_shipped_task_carries_its_items_and_never_reads_the_data_folder(data_d
     assert len(ShippedTask.of(task).train_items()) == len(task.train_items())
 
 
+def test_a_shipped_task_keeps_its_in_context_examples(data_dir):
+    """The worker renders the run's own prompts (its probes: hf's batch and prefix checks), shots
+    included, from the train split the driver sent."""
+    from harness.prompts import build_requests
+
+    task = load_task("amazon8", data_dir=data_dir, eval_slice="0:3").with_in_context(
+        {"shots": 2, "shot_selector": "random"})
+    assert task.identity()["in_context"]          # reads the train split: it travels with the task
+    shipped = ShippedTask.of(task)
+    assert shipped.in_context == task.in_context and shipped.identity() == task.identity()
+    ours, theirs = (build_requests(t, t.eval_items(), "base") for t in (task, shipped))
+    assert [r.prompt for r in ours] == [r.prompt for r in theirs] and "Price is $" in ours[0].prompt[:-20]
+
+
 def _stop(proc: subprocess.Popen) -> None:
     """SIGTERM, then SIGKILL to its process group: whatever it started and left behind."""
     proc.send_signal(signal.SIGTERM)

@@ -21,7 +21,7 @@ class ShippedTask(Task):
     @classmethod
     def of(cls, task: Task) -> "ShippedTask":
         shipped = cls(spec=task.spec, data_dir=task.data_dir, eval_slice_override=task.eval_slice_override,
-                      strict=task.strict, _cache=dict(task._cache))
+                      strict=task.strict, in_context_override=task.in_context_override, _cache=dict(task._cache))
         for name in ("eval_hash", "train_hash"):        # computed on the driver: keep them
             if name in vars(task):
                 vars(shipped)[name] = vars(task)[name]
