@@ -259,6 +259,7 @@ def cmd_export_eee(args) -> int:
     print(f"{len(result.written)} exported to {result.out} ({len(result.written) - published} runs with items, "
           f"{published} published figures), {len(result.skipped)} not exported; validate with:\n"
           f"  python -m every_eval_ever.validate '{result.out}/data/*/*/*/*.json*'")
+    return 0
 
 
 def cmd_finetune(args) -> int:
