@@ -58,9 +58,12 @@ def curve_rows(summary: dict) -> list[dict]:
 
 
 def _finite(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(f"{value:.6g}")
+    try:
+        return float(f"{value:.6g}") if math.isfinite(value) else None
+    except OverflowError:
+        return None
 
 
 def compact_curve(rows: list[dict], limit: int = CURVE_POINTS) -> list[dict]:

@@ -34,7 +34,10 @@ def _text(value, limit: int = TEXT) -> str | None:
 def _number(value) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:               # an integer past any float
+        return None
     return value if math.isfinite(value) else None
 
 
