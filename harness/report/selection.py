@@ -49,7 +49,7 @@ def base_of(e: Entry) -> tuple[str, Training | None] | None:
     training = read_training(e.manifest)
     if training is not None and training.base:
         return training.base, training
-    if e.model.startswith("hf:") and not e.model.startswith("finetune:"):
+    if e.model.startswith("hf:"):
         return e.model, None
     return None
 

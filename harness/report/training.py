@@ -110,6 +110,7 @@ def _facts(record: dict, t: Training) -> list[tuple[str, str]]:
         return None if value is None else fmt(value)
 
     total = _count(record.get("total_parameters"))
+    train, validation = _count(record.get("train_items")), _count(record.get("validation_items"))
     rows = [("Recipe", t.recipe), ("Base", t.base), ("Method", _text(record.get("method"), 40)),
             ("Objective", _text(record.get("objective"), 40)), ("Adapter", _text(record.get("adapter_id"), 64)),
             ("Evaluated", f"checkpoint {t.checkpoint}" if t.checkpoint else "final adapter"),
@@ -117,9 +118,8 @@ def _facts(record: dict, t: Training) -> list[tuple[str, str]]:
             ("Training time", figure("train_s", lambda v: f"{v:,.1f} s")),
             ("Tokens/s", figure("tokens_per_s", lambda v: f"{v:,.1f}")),
             ("Parameters", f"{t.trainable:,} trainable of {total:,}" if t.trainable is not None and total else None),
-            ("Data", f"{_count(record.get('train_items')):,} train pairs, {_count(record.get('validation_items')):,} "
-                     f"validation" if _count(record.get("train_items")) is not None
-             and _count(record.get("validation_items")) is not None else None)]
+            ("Data", f"{train:,} train pairs, {validation:,} validation"
+             if train is not None and validation is not None else None)]
     return [(k, v) for k, v in rows if v]
 
 
