@@ -17,9 +17,13 @@ REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def training_record(recipe, located: dict, adapter_manifest: dict | None) -> dict:
-    """The compact record of the adapter `located` (FinetunePredictor.locate) trained by `recipe`."""
+    """The compact record of the adapter `located` (FinetunePredictor.locate) trained by `recipe`. A
+    checkpoint evaluated while its training goes on has no summary yet: its curve so far comes from
+    the checkpoint's trainer_state.json."""
     manifest = adapter_manifest if isinstance(adapter_manifest, dict) else {}
     summary = manifest.get("training") if isinstance(manifest.get("training"), dict) else {}
+    if not summary and located["checkpoint"] is not None:
+        summary = {"curve": _checkpoint_curve(Path(located["weights"]))}
     data = manifest.get("data") if isinstance(manifest.get("data"), dict) else {}
     trainable = summary.get("trainable_parameters") if isinstance(summary.get("trainable_parameters"), dict) else {}
     record = {"adapter_id": located["id"], "checkpoint": located["checkpoint"], "recipe": recipe.name,
@@ -42,6 +46,17 @@ def repo_path(path) -> str | None:
     except (OSError, ValueError):
         return None
     return f"finetunes/{relative.as_posix()}"
+
+
+def _checkpoint_curve(checkpoint: Path) -> list[dict]:
+    from harness.finetune.train import curve
+    from harness.jsonio import read_json
+
+    try:
+        history = read_json(checkpoint / "trainer_state.json").get("log_history")
+        return curve([e for e in history if isinstance(e, dict)]) if isinstance(history, list) else []
+    except (OSError, ValueError, TypeError, OverflowError, RecursionError):
+        return []
 
 
 def curve_rows(summary: dict) -> list[dict]:
