@@ -190,8 +190,13 @@ def test_a_regression_recipe_trains_and_is_a_finetune_model(tmp_path, data_dir):
     assert final.manifest["kind"] == "open-finetuned" and "regression head" in final.manifest["label"]
     assert final.df["parsed"].all() and (final.df["guess"] > 0).all()
     assert final.manifest["identity"]["predictor"]["finetune"]["adapter_id"] == trained.adapter_id
+    record = final.manifest["info"]["training"]            # what the report draws: loss per step, MAE at step 4
+    assert record["objective"] == "regression" and record["adapter_id"] == trained.adapter_id
+    assert [r["step"] for r in record["curve"] if "loss" in r] == [1, 2, 3, 4]
+    assert [r["step"] for r in record["curve"] if "eval_mae" in r] == [4]
     by_hf = run("amazon8", f"hf:{SMOL}", options={"adapter": str(trained.final)}, **common)
     assert list(by_hf.df["guess"]) == list(final.df["guess"])          # the same head, found by the recipe
     early = run("amazon8", f"finetune:{path}", options={"adapters": str(adapters), "checkpoint": 2}, **common)
     assert early.run_id != final.run_id and early.df["parsed"].all()
+    assert early.manifest["info"]["training"]["checkpoint"] == 2
     assert list(early.df["guess"]) != list(final.df["guess"])          # 2 more steps moved the head

@@ -88,7 +88,7 @@ def hidden(folder: Path) -> list[str]:
 def assert_complete(out: Path, runs: int) -> None:
     """One complete report: marker, pages, a run page per ranked run, the CSV."""
     assert json.loads((out / MARKER).read_text(encoding="utf-8"))["written_by"] == "pricebench"
-    for name in ("index.html", "compare.html", "leaderboard.csv", "assets/report.js", "assets/style.css"):
+    for name in ("index.html", "compare.html", "selection.html", "leaderboard.csv", "assets/report.js", "assets/style.css"):
         assert (out / name).is_file(), name
     assert (out / "index.html").read_text(encoding="utf-8").rstrip().endswith("</html>")
     assert len(list((out / "runs").glob("*.html"))) == runs
@@ -242,6 +242,7 @@ def test_out_that_is_ours_or_empty_is_replaced(start, store, tmp_path, capsys):
         if start.startswith("report without marker"):
             (out / MARKER).unlink()
             (out / "timings.csv").unlink()          # reports from before the marker had none
+            (out / "selection.html").unlink()       # nor a base-model selection page
     code, stdout, err = report(capsys, store, out)
     assert code == 0, err
     assert f"report: {out / 'index.html'}" in stdout
@@ -592,7 +593,7 @@ def test_bidi_overrides_in_titles_replies_and_labels_stay_isolated(hostile_store
     out = tmp_path / "out"
     assert report(capsys, store, out)[0] == 0
     pages = sorted(out.rglob("*.html"))
-    assert len(pages) == 2 + len(LABELS)
+    assert len(pages) == 3 + len(LABELS)           # index, compare, selection, a page per run
     isolated = {}
     for page in pages:
         parser = _Isolation()
@@ -600,7 +601,7 @@ def test_bidi_overrides_in_titles_replies_and_labels_stay_isolated(hostile_store
         assert parser.leaks == [], (page.name, parser.leaks[:3])
         isolated[page.name] = parser.isolated
     assert isolated["index.html"] >= 1                    # the label with an override
-    run_pages = [n for n in isolated if n not in ("index.html", "compare.html")]
+    run_pages = [n for n in isolated if n not in ("index.html", "compare.html", "selection.html")]
     assert all(isolated[n] >= 8 + 1 for n in run_pages)   # every reply, the title (table and worst misses)
     one = (out / "runs" / run_pages[0]).read_text(encoding="utf-8")
     assert f'<td dir="auto">Cable {RLO}3pm.exe USB</td>' in one

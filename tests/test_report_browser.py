@@ -133,3 +133,44 @@ models:
     assert page.locator("img").count() == 0
     assert page.dialogs == []
     assert all(u.startswith("file://") for u in page.requests)
+
+
+def test_base_model_selection_and_training_curve_in_chromium(page, course_report, tmp_path):
+    """The course's recorded Llama 3.1 8B runs (4-bit base, QLoRA), labelled as a measured hf: run and
+    a finetune: run with a training record: the nav reaches the selection page, whose fine-tuned row
+    leads to a run page that draws the curve with the checkpoint's marker at its step."""
+    from harness.report import report_for_store
+    from harness.store import read_json, write_json_atomic
+
+    store = tmp_path / "runs"
+    shutil.copytree(course_report.parent / "runs", store)
+    curve = [{"step": s, "loss": 2.0 / s ** 0.3} for s in range(1, 101)]
+    for row in curve[19::20]:
+        row.update(eval_loss=1.4, eval_mae=80.0 - row["step"] / 10)
+    labels = {"reference:llama-3.1-8b-base-4bit": ("hf:llama-3.1-8b", {}),
+              "reference:llama-3.1-8b-qlora": ("finetune:course", {"training": {
+                  "base": "hf:llama-3.1-8b", "recipe": "course", "checkpoint": 60, "train_s": 3000.0,
+                  "curve": curve}})}
+    for path in store.glob("*/manifest.json"):
+        manifest = read_json(path)
+        if manifest["model"] in labels:
+            manifest["model"], manifest["info"] = labels[manifest["model"]]
+            manifest["quant"] = "4bit"
+            write_json_atomic(path, manifest)
+    index = report_for_store(store=store, out_dir=tmp_path / "report")
+    page.goto(index.as_uri())
+    page.click("header nav a:has-text('Base models')")
+    page.wait_for_load_state()
+    rows = page.locator('section.selection[data-base="hf:llama-3.1-8b"] tbody tr')
+    assert rows.count() == 2 and rows.nth(1).get_attribute("data-way") == "fine-tuned"
+    assert "better" in rows.nth(1).locator("td.test").inner_text()       # the course's QLoRA beat its base
+    rows.nth(1).locator("a").click()
+    page.wait_for_load_state()
+    loss = page.locator("section.training svg.curve").first
+    assert loss.is_visible() and page.locator("section.training svg.curve").count() == 2
+    line = loss.locator("polyline.curve-train").bounding_box()
+    marker = loss.locator("g.curve-marker line").bounding_box()
+    assert line["width"] > 100 and loss.locator("circle.curve-dot").count() == 5
+    assert abs((marker["x"] - line["x"]) / line["width"] - 59 / 99) < 0.02    # step 60 of 1..100
+    page.screenshot(path=str(tmp_path / "training.png"), full_page=True)
+    assert all(u.startswith("file://") for u in page.requests)

@@ -51,6 +51,7 @@ class FinetunePredictor(HFPredictor):
         super().__init__(dataclasses.replace(spec, name=self.recipe.base, quant=self.recipe.quant, options=merged))
         self.spec = dataclasses.replace(self.spec, name=spec.name)
         self._located: dict = {}
+        self._training: dict | None = None
 
     @property
     def default_prompt(self) -> str:
@@ -101,6 +102,9 @@ class FinetunePredictor(HFPredictor):
             raise InputError(f"adapter {located['id']} has no complete {weights.name} yet (its checkpoints are in "
                              f"{folder.path / self.checkpoints})", field="checkpoint")
         self._before_load(weights)
+        from harness.finetune.record import training_record
+
+        self._training = training_record(self.recipe, located, folder.manifest())
         base = self.source
         if self.recipe.method == "full":
             self.source = str(weights)          # a full fine-tune is a whole model
@@ -110,6 +114,12 @@ class FinetunePredictor(HFPredictor):
             super().prepare(task)
         finally:                                # identity() stays that of the base + the adapter id
             self.source, self.adapter = base, None
+
+    def run_info(self) -> dict:
+        """The hf: figures and the training record (harness/finetune/record.py): a report needs the
+        run store alone, never the adapter cache."""
+        info = super().run_info()
+        return {**info, "training": self._training} if info and self._training else info
 
     def _before_load(self, weights) -> None:
         """What a subclass reads from the located adapter before the model loads."""

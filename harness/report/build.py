@@ -29,6 +29,8 @@ from harness.report.board import COMPARISON_COLUMNS, RANKED_BY, chart, leaderboa
 from harness.report.collect import Entry, Missing, split_unrankable
 from harness.report.names import checked_name
 from harness.report.outdir import replacing_folder
+from harness.report.selection import base_selection
+from harness.report.training import read_training
 from harness.report.svg import BIDI_CONTROLS, mae_bars, scatter
 from harness.scoring import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, METRIC_BY_KEY, SCORING_VERSION
 
@@ -101,6 +103,7 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
         missing_by_task[m.task].append(m)
     ranked = {t: rank(by_task[t]) for t in tasks}
     groups = {t: comparisons(by_task[t]) for t in tasks}
+    selection = {t: base_selection(by_task[t]) for t in tasks}
     notes = {t: _task_note(by_task[t]) for t in tasks}
     cards = {t: card for t in tasks if (card := _data_card(by_task[t], t))}
 
@@ -109,7 +112,7 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
     common = {"board": board, "built": built.strftime("%Y-%m-%d %H:%M UTC"),
               "version": _version(), "scoring": SCORING_VERSION, "samples": f"{BOOTSTRAP_SAMPLES:,}",
               "seed": BOOTSTRAP_SEED, "ranked": ranked, "missing": missing_by_task, "groups": groups,
-              "task_notes": notes, "unplaced": missing_by_task.get(None, []), "cards": cards,
+              "selection": selection, "task_notes": notes, "unplaced": missing_by_task.get(None, []), "cards": cards,
               "columns": {t: leaderboard_columns(ranked[t]) for t in tasks}}
 
     marker = {"written_by": "pricebench", "version": _version(), "board": board.name,
@@ -121,6 +124,7 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
         _csv_safe(_leaderboard_csv(ranked)).to_csv(staging / "leaderboard.csv", index=False)
         _csv_safe(_timings_csv(ranked)).to_csv(staging / "timings.csv", index=False)
         _write(staging / "compare.html", env.get_template("compare.html").render(root="", **common))
+        _write(staging / "selection.html", env.get_template("selection.html").render(root="", **common))
         if len(tasks) > 1:
             (staging / "tasks").mkdir()
             page = env.get_template("task.html")
@@ -129,7 +133,7 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
         page = env.get_template("run.html")
         for e in entries:
             if e.page:
-                _write(staging / e.page, _run_page(page, e, common))
+                _write(staging / e.page, _run_page(page, e, common, Path(out_dir) / "runs"))
     return Path(out_dir) / "index.html"
 
 
@@ -206,14 +210,16 @@ def _task_note(entries: list[Entry]) -> str:
     return f"{runs} row{'s' if runs != 1 else ''} · {items} evaluation items"
 
 
-def _run_page(template, e: Entry, common: dict) -> str:
+def _run_page(template, e: Entry, common: dict, page_dir: Path) -> str:
     df = e.items
+    training = read_training(e.manifest)
     order = np.argsort(-df["error"].to_numpy(), kind="stable")[:WORST]
     worst = df.iloc[order].to_dict("records")
     return template.render(
         root="../", e=e, s=e.shown, chart=scatter(df["truth"].to_numpy(), df["guess"].to_numpy(),
                                                   df["colour"].tolist(), df["id"].tolist()),
-        item_rows=item_rows(df), worst=worst, facts=manifest_facts(e.manifest),
+        item_rows=item_rows(df), worst=worst, facts=manifest_facts(e.manifest), training=training,
+        recipe_href=training.recipe_href(page_dir) if training else None,
         manifest_json=json.dumps(e.manifest, indent=2, ensure_ascii=False, default=str), **common)
 
 

@@ -200,3 +200,56 @@ def _bar(b: Bar, y: float, row: int, sx, *, clipped: bool) -> str:
     value_x = sx(float("inf")) + 6          # the value column, right of the plot
     parts.append(f'<text x="{value_x:.1f}" y="{mid + 4}" class="tick">{_plain(b.text)}</text></g>')
     return "".join(parts)
+
+
+# --- a fine-tune's training curve: lines over steps ----------------------------------------------
+CURVE_CLASSES = ("train", "eval")           # the only class names a curve's series takes
+
+
+def curve_chart(series: list[tuple[str, str, list[tuple[float, float]]]], *, y_label: str, money: bool = False,
+                marker: float | None = None, width: int = 460, height: int = 230) -> Markup:
+    """Lines of (step, value) per series, from 0 to a round top (an evaluation's points are dots
+    too), and a dashed vertical line at step `marker` (the checkpoint a run evaluated)."""
+    left, top_pad, plot_w, plot_h = 58, 22, width - 58 - 16, height - 22 - 44
+    points = [p for _, _, ps in series for p in ps]
+    x_top = nice_ceiling(max([x for x, _ in points] + [marker or 0, 1]))
+    y_top = nice_ceiling(max([y for _, y in points] + [0.0]))
+
+    def sx(v): return left + plot_w * min(max(v, 0.0), x_top) / x_top
+    def sy(v): return top_pad + plot_h - plot_h * min(max(v, 0.0), y_top) / y_top
+    def tick(v): return f"${v:,.0f}" if money else f"{v:,.3g}"
+
+    parts = [f'<svg class="curve" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+             f'aria-label="{_plain(y_label)} by training step" xmlns="http://www.w3.org/2000/svg">',
+             f'<rect x="{left}" y="{top_pad}" width="{plot_w}" height="{plot_h}" class="plot-bg"/>']
+    for k in range(6):
+        x, y = sx(x_top * k / 5), sy(y_top * k / 5)
+        parts.append(f'<line x1="{x:.1f}" y1="{top_pad}" x2="{x:.1f}" y2="{top_pad + plot_h}" class="grid"/>'
+                     f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" class="grid"/>'
+                     f'<text x="{x:.1f}" y="{top_pad + plot_h + 15}" class="tick" text-anchor="middle">'
+                     f'{x_top * k / 5:,.0f}</text><text x="{left - 5}" y="{y + 4:.1f}" class="tick" '
+                     f'text-anchor="end">{tick(y_top * k / 5)}</text>')
+    parts.append(f'<text x="{left + plot_w / 2}" y="{height - 14}" class="axis" text-anchor="middle">step</text>'
+                 f'<text x="12" y="{top_pad + plot_h / 2}" class="axis" text-anchor="middle" '
+                 f'transform="rotate(-90 12 {top_pad + plot_h / 2})">{_plain(y_label)}</text>')
+    if marker is not None:
+        x = sx(marker)
+        parts.append(f'<g class="curve-marker"><title>evaluated checkpoint: step {marker:,.0f}</title><line '
+                     f'x1="{x:.1f}" y1="{top_pad}" x2="{x:.1f}" y2="{top_pad + plot_h}" class="lb-ref"/><text '
+                     f'x="{x + 3:.1f}" y="{top_pad + 10}" class="tick">checkpoint {marker:,.0f}</text></g>')
+    for n, (name, kind, ps) in enumerate(series):
+        kind = kind if kind in CURVE_CLASSES else "train"
+        if not ps:
+            continue
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in ps)
+        parts.append(f'<polyline class="curve-line curve-{kind}" points="{path}"><title>{_plain(name)}</title>'
+                     f'</polyline>')
+        if kind == "eval":
+            parts += [f'<circle class="curve-dot" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3"><title>{_plain(name)} at '
+                      f'step {x:,.0f}: {tick(y) if money else f"{y:,.4g}"}</title></circle>' for x, y in ps]
+        lx = left + 8 + 150 * n
+        parts.append(f'<g class="curve-legend"><line x1="{lx}" y1="{height - 4}" x2="{lx + 18}" y2="{height - 4}" '
+                     f'class="curve-line curve-{kind}"/><text x="{lx + 22}" y="{height - 1}" class="tick">'
+                     f'{_plain(name)}</text></g>')
+    parts.append("</svg>")
+    return Markup("".join(parts))

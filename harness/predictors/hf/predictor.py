@@ -172,6 +172,7 @@ class HFPredictor(Predictor):
                       "dtype": str(self._dtype()).replace("torch.", ""), "quant": self.spec.quant,
                       "source": self.source, "gguf": self.gguf, "adapter": self.adapter,
                       "model_memory_mib": round(model.get_memory_footprint() / 2**20, 1),
+                      "parameters": parameter_count(model),
                       "linear_kernel": f"onednn ({routed} layers)" if routed else "aten",
                       "generate_s": 0.0, "items": 0, "prompt_tokens": 0, "completion_tokens": 0}
         self._info["batch_invariance"] = check_batch_invariance(self, task)
@@ -298,6 +299,15 @@ class HFPredictor(Predictor):
 
     def close(self) -> None:
         self.model = None
+
+
+def parameter_count(model) -> int:
+    """The model's parameters (an adapter's included; transformers counts a 4-bit weight as its
+    unpacked size), for the report's base-model selection view."""
+    try:
+        return int(model.num_parameters())
+    except (AttributeError, TypeError):
+        return int(sum(p.numel() for p in model.parameters()))
 
 
 def create(spec: ModelSpec) -> Predictor:
