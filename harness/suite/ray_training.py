@@ -1,0 +1,121 @@
+"""Fine-tunes under the Ray executor: where a training runs, and the adapter travelling as bytes.
+
+A training asks Ray for what its evaluation asks: the entry's `resources`, else 1 CPU, plus 1
+GPU when the recipe trains on CUDA (`device: cuda` or `cuda:N`). A training that asks for no GPU
+and no custom resource runs on the driver, one at a time, as recorded runs do: it writes the
+driver's adapter cache directly and resumes there. One that does runs as a Ray task on a node
+that has it: the driver sends the recipe, the task as it loaded it (train split included) and
+the adapter's partial folder if it has one (so a training stopped earlier resumes); the worker
+trains into a temporary folder and returns the finished adapter as tar bytes, which the driver
+installs into its cache (harness/finetune/shipping.py) under the adapter's lock. No disk is
+shared. A worker lost mid-training loses what it trained since its start (the job fails with
+one line; a rerun starts again from the driver's partial folder).
+
+Evaluating a fine-tune on a worker: the driver locates the adapter (its id needs the train
+split, which only the driver reads) and ships the folder the job evaluates (final/ or one
+checkpoint, without resume-only state); the worker's `finetune:` predictor loads it from there.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from harness.finetune.shipping import pack
+
+_DRIVER_TRAINING = threading.Lock()     # trainings on the driver run one at a time
+
+
+def training_resources(train) -> dict:
+    """Ray resources of a training: the entry's `resources`, else 1 CPU, plus 1 GPU for a CUDA recipe."""
+    from harness.suite.ray_executor import with_asked
+
+    device = train.load_recipe().device
+    return with_asked({"num_cpus": 1, "num_gpus": 1 if device.startswith("cuda") else 0}, train.resources)
+
+
+def trains_remotely(resources: dict) -> bool:
+    return resources.get("num_gpus", 0) > 0 or bool(resources.get("resources"))
+
+
+def train_on_worker(recipe, task, adapter_id: str, partial: bytes | None) -> bytes:
+    """(Ray task) Train `recipe` on the shipped `task` in a temporary adapter cache, resuming from
+    `partial`; the finished adapter folder as tar bytes."""
+    import tempfile
+
+    from harness.finetune.adapters import finetune
+    from harness.finetune.shipping import unpack
+
+    with tempfile.TemporaryDirectory(prefix="pricebench-train-") as tmp:
+        if partial:
+            unpack(partial, Path(tmp) / adapter_id)
+        result = finetune(recipe, task, adapters=tmp, progress=False)
+        if result.adapter_id != adapter_id:
+            raise RuntimeError(f"the Ray worker's base weights or data differ from the driver's (adapter "
+                               f"{result.adapter_id} there, {adapter_id} on the driver)")
+        return pack(result.path)
+
+
+class Trainer:
+    """`execute_training`'s trainer under Ray: on the driver, or as a Ray task (see the module docstring)."""
+
+    def __init__(self, executor, train):
+        self.executor, self.resources = executor, training_resources(train)
+
+    def __call__(self, plan, progress):
+        from harness.finetune.adapters import AdapterResult, finetune
+
+        if not trains_remotely(self.resources):
+            with _DRIVER_TRAINING:
+                return finetune(plan.recipe, plan.task, adapters=plan.folder.path.parent, progress=progress)
+        folder = plan.folder
+        if folder.is_complete():
+            return AdapterResult(folder.adapter_id, folder.path, folder.manifest(), cached=True)
+        with folder.lock():
+            if folder.is_complete():
+                return AdapterResult(folder.adapter_id, folder.path, folder.manifest(), cached=True)
+            self._train_remotely(plan)
+        return AdapterResult(folder.adapter_id, folder.path, folder.manifest(), cached=False)
+
+    def _train_remotely(self, plan) -> None:
+        from harness.finetune.shipping import install
+        from harness.suite.ray_worker import ShippedTask
+
+        ray, folder = self.executor.ray, plan.folder
+        plan.task.eval_items(), plan.task.train_items()         # loaded here: they travel with the task
+        partial = pack(folder.path, resume_state=True) if folder.checkpoint_steps() else None
+        remote = ray.remote(train_on_worker).options(**self.resources, max_retries=0)
+        ref = remote.remote(plan.recipe, ShippedTask.of(plan.task), folder.adapter_id, partial)
+        try:
+            data = ray.get(ref)
+        except ray.exceptions.RayTaskError as e:        # the training raised: the job fails as it would here
+            raise (e.cause if isinstance(e.cause, Exception) else RuntimeError(str(e))) from None
+        except KeyboardInterrupt:
+            ray.cancel(ref, force=True)
+            raise
+        install(folder, data)
+
+
+def ship_adapter(predictor, task) -> dict | None:
+    """What a worker needs to evaluate a `finetune:` job: the adapter id, the checkpoint and the folder it
+    loads (relative to the adapter folder) as tar bytes; None for any other predictor or a missing adapter."""
+    if predictor.spec.backend != "finetune":
+        return None
+    located = predictor.locate(task)
+    root, weights = located["folder"].path, located["weights"]
+    if not weights.is_dir():
+        return None                     # the worker's predictor says what is missing
+    relative = weights.relative_to(root)
+    return {"id": located["id"], "checkpoint": located["checkpoint"], "weights": str(relative),
+            "tar": pack(root, ["manifest.json", str(relative)])}
+
+
+def use_shipped_adapter(predictor, shipped: dict, into: Path) -> None:
+    """On the worker: unpack the adapter under `into` and make the predictor load it from there (its
+    `locate` answers with the driver's adapter id; the worker has no train split to recompute it)."""
+    from harness.finetune.adapters import AdapterFolder
+    from harness.finetune.shipping import unpack
+
+    folder = AdapterFolder(unpack(shipped["tar"], Path(into) / shipped["id"]))
+    located = {"id": shipped["id"], "folder": folder, "weights": folder.path / shipped["weights"],
+               "checkpoint": shipped["checkpoint"]}
+    predictor.locate = lambda _task: located
