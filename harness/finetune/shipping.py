@@ -56,9 +56,10 @@ def unpack(data: bytes, into: Path) -> Path:
     return into
 
 
-def install(folder, data: bytes) -> None:
+def install(folder, data: bytes, session: dict | None = None) -> None:
     """Put a finished adapter (tar bytes of its folder, from a worker) into `folder` (an AdapterFolder,
-    whose lock the caller holds): checkpoints, then final/ by renames, then the manifest."""
+    whose lock the caller holds): checkpoints, then final/ by renames, then the manifest (its last
+    session noting `session`, e.g. which Ray worker trained it)."""
     staging = folder.path.parent / f".{folder.adapter_id}.incoming-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -75,6 +76,8 @@ def install(folder, data: bytes) -> None:
             os.replace(staging / "checkpoints", folder.path / "checkpoints")
             shutil.rmtree(old, ignore_errors=True)
         folder.publish_final(staging / "final")
+        if session and manifest.get("sessions"):
+            manifest["sessions"][-1].update(session)
         folder.write_manifest(manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -37,10 +37,13 @@ def trains_remotely(resources: dict) -> bool:
     return resources.get("num_gpus", 0) > 0 or bool(resources.get("resources"))
 
 
-def train_on_worker(recipe, task, adapter_id: str, partial: bytes | None) -> bytes:
+def train_on_worker(recipe, task, adapter_id: str, partial: bytes | None) -> tuple[bytes, dict]:
     """(Ray task) Train `recipe` on the shipped `task` in a temporary adapter cache, resuming from
-    `partial`; the finished adapter folder as tar bytes."""
+    `partial`; the finished adapter folder as tar bytes, and where it trained."""
+    import socket
     import tempfile
+
+    import ray
 
     from harness.finetune.adapters import finetune
     from harness.finetune.shipping import unpack
@@ -52,7 +55,7 @@ def train_on_worker(recipe, task, adapter_id: str, partial: bytes | None) -> byt
         if result.adapter_id != adapter_id:
             raise RuntimeError(f"the Ray worker's base weights or data differ from the driver's (adapter "
                                f"{result.adapter_id} there, {adapter_id} on the driver)")
-        return pack(result.path)
+        return pack(result.path), {"host": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id()}
 
 
 class Trainer:
@@ -86,18 +89,19 @@ class Trainer:
         remote = ray.remote(train_on_worker).options(**self.resources, max_retries=0)
         ref = remote.remote(plan.recipe, ShippedTask.of(plan.task), folder.adapter_id, partial)
         try:
-            data = ray.get(ref)
+            data, where = ray.get(ref)
         except ray.exceptions.RayTaskError as e:        # the training raised: the job fails as it would here
             raise (e.cause if isinstance(e.cause, Exception) else RuntimeError(str(e))) from None
         except KeyboardInterrupt:
             ray.cancel(ref, force=True)
             raise
-        install(folder, data)
+        install(folder, data, session={"ray_worker": where})
 
 
 def ship_adapter(predictor, task) -> dict | None:
     """What a worker needs to evaluate a `finetune:` job: the adapter id, the checkpoint and the folder it
-    loads (relative to the adapter folder) as tar bytes; None for any other predictor or a missing adapter."""
+    loads (relative to the adapter folder) as tar bytes, and a recipe given as a path (the worker may not
+    see the driver's files); None for any other predictor or a missing adapter."""
     if predictor.spec.backend != "finetune":
         return None
     located = predictor.locate(task)
@@ -105,8 +109,22 @@ def ship_adapter(predictor, task) -> dict | None:
     if not weights.is_dir():
         return None                     # the worker's predictor says what is missing
     relative = weights.relative_to(root)
+    recipe = predictor.recipe.path if predictor.spec.target.endswith((".yaml", ".yml")) else None
     return {"id": located["id"], "checkpoint": located["checkpoint"], "weights": str(relative),
-            "tar": pack(root, ["manifest.json", str(relative)])}
+            "tar": pack(root, ["manifest.json", str(relative)]),
+            "recipe": {"name": Path(recipe).name, "text": Path(recipe).read_text(encoding="utf-8")} if recipe else None}
+
+
+def spec_on_worker(spec, shipped: dict, into: Path):
+    """The job's spec on the worker: a recipe path replaced by the copy the driver sent."""
+    import dataclasses
+
+    if not shipped.get("recipe"):
+        return spec
+    path = Path(into) / "recipe" / Path(shipped["recipe"]["name"]).name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(shipped["recipe"]["text"], encoding="utf-8")
+    return dataclasses.replace(spec, name=f"finetune:{path}")
 
 
 def use_shipped_adapter(predictor, shipped: dict, into: Path) -> None:

@@ -62,11 +62,13 @@ class JobWorker:
 
         t0 = time.perf_counter()
         register_backend(spec.backend, backend)
-        self.predictor = make_predictor(spec)
         if adapter is not None:
-            from harness.suite.ray_training import use_shipped_adapter
+            from harness.suite.ray_training import spec_on_worker, use_shipped_adapter
 
             self.adapter_dir = tempfile.TemporaryDirectory(prefix="pricebench-adapter-")
+            spec = spec_on_worker(spec, adapter, Path(self.adapter_dir.name))
+        self.predictor = make_predictor(spec)
+        if adapter is not None:
             use_shipped_adapter(self.predictor, adapter, Path(self.adapter_dir.name))
         self.predictor.prepare(task)
         self.where = {"host": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id(),
