@@ -31,16 +31,16 @@ training:
   learning_rate: 2.0e-3
   schedule: constant
   batch_size: 4
-  max_steps: 4
+  max_steps: {steps}
   save_every: 2
   device: {device}
   threads: 1                   # the CI box is shared: one thread avoids OpenMP's spinning under contention
 """
 
 
-def _recipe(folder: Path, name: str, targets="[q_proj, v_proj]", device="cpu") -> Path:
+def _recipe(folder: Path, name: str, targets="[q_proj, v_proj]", device="cpu", steps=4) -> Path:
     path = folder / f"{name}.yaml"
-    path.write_text(RECIPE.format(name=name, targets=targets, device=device), encoding="utf-8")
+    path.write_text(RECIPE.format(name=name, targets=targets, device=device, steps=steps), encoding="utf-8")
     return path
 
 
@@ -73,7 +73,7 @@ def test_a_suite_trains_once_evaluates_final_and_checkpoints_and_a_rerun_does_no
     pytest.importorskip("trl")
     register()
     adapters, store, out = tmp_path / "adapters", tmp_path / "runs", tmp_path / "report"
-    good, broken = _recipe(tmp_path, "tiny-lora"), _recipe(tmp_path, "tiny-broken", targets="[no_such_proj]")
+    good, broken = _recipe(tmp_path, "tiny-lora", steps=6), _recipe(tmp_path, "tiny-broken", targets="[no_such_proj]")
     board_path = write_leaderboard(tmp_path / "ft.yaml", f"""
 name: ft
 tasks: [{_tiny_task(tmp_path, data_dir)}]
@@ -98,19 +98,19 @@ models:
     trained = dict(result.trainings)
     assert [t.recipe_name for t in trained] == ["tiny-lora", "tiny-broken"]
     good_outcome = next(o for t, o in trained.items() if t.recipe_name == "tiny-lora")
-    assert good_outcome["ok"] and not good_outcome["cached"] and good_outcome["checkpoints"] == [2, 4]
-    assert re.search(r"^\[train 1/2\] tiny \| train tiny-lora: trained 4 steps at [\d.]+ tokens/s", out_text, re.M)
+    assert good_outcome["ok"] and not good_outcome["cached"] and good_outcome["checkpoints"] == [2, 4, 6]
+    assert re.search(r"^\[train 1/2\] tiny \| train tiny-lora: trained 6 steps at [\d.]+ tokens/s", out_text, re.M)
     failed_line = re.search(r"^\[train 2/2\] tiny \| train tiny-broken: FAILED \((.*)\)$", out_text, re.M)
     assert failed_line and "lora.target_modules" in failed_line.group(1), out_text
-    steps = [int(n) for n in re.findall(r"^\[train 1/2\] tiny \| train tiny-lora: (\d)/4 steps \(\d+%\), .*loss [\d.]+",
+    steps = [int(n) for n in re.findall(r"^\[train 1/2\] tiny \| train tiny-lora: (\d)/6 steps \(\d+%\), .*loss [\d.]+",
                                         err, re.M)]
-    assert steps and steps == sorted(steps) and steps[-1] == 4, err       # training progress, like a job's
+    assert steps and steps == sorted(steps) and steps[-1] == 6, err       # training progress, like a job's
 
     evaluated = [(job.describe(), o) for job, o in result.outcomes]
     names = [d for d, _ in evaluated]
     order = [d for d in names if "tiny-lora" in d]
     assert len(order) == 3 and "checkpoint" not in order[0] and "checkpoint=2" in order[1] \
-        and "checkpoint=4" in order[2], order                           # final, then the checkpoints in step order
+        and "checkpoint=4" in order[2], order    # final, then the checkpoints in step order (6 is the final one)
     skipped = [o for d, o in evaluated if "tiny-broken" in d]
     assert len(skipped) == 1 and skipped[0]["error"].startswith("not evaluated: training tiny | train tiny-broken failed")
     assert "\n" not in skipped[0]["error"]
@@ -121,12 +121,12 @@ models:
 
     assert cli.main(argv + ["--dry-run"]) == 0                      # now: trained, every job cached
     dry = capsys.readouterr().out
-    assert re.search(r"^trained +tiny \| train tiny-lora  adapter [0-9a-f]{16}  4 steps; checkpoints 2, 4$", dry, re.M)
+    assert re.search(r"^trained +tiny \| train tiny-lora  adapter [0-9a-f]{16}  6 steps; checkpoints 2, 4, 6$", dry, re.M)
     assert len(re.findall(r"^cached +tiny \| finetune:", dry, re.M)) == 3, dry
 
     assert cli.main(argv) == 1                                      # the broken recipe still fails, alone
     again, err = capsys.readouterr()
-    assert re.search(r"^\[train 1/2\] tiny \| train tiny-lora: cached, adapter [0-9a-f]{16} \(4 steps\)$", again, re.M)
+    assert re.search(r"^\[train 1/2\] tiny \| train tiny-lora: cached, adapter [0-9a-f]{16} \(6 steps\)$", again, re.M)
     assert "2 trainings (1 failed), 5 jobs done, 1 failed, 0 items predicted" in again
     assert "tiny | train tiny-broken: InputError" in err
     folder = AdapterFolder(Path(good_outcome["path"]))
@@ -193,7 +193,8 @@ models:
     assert [j.options_dict["checkpoint"] for j in checkpoint_jobs(job, [75, 25, 50])] == [25, 50]
     every = Job(job.task, job.model, checkpoints=("all",))
     assert [j.options_dict["checkpoint"] for j in checkpoint_jobs(every, [75, 25, 50])] == [25, 50, 75]
-    done = {trainings[0]: {"ok": True, "checkpoints": [25, 50]},
+    assert [j.options_dict["checkpoint"] for j in checkpoint_jobs(every, [75, 25, 50], 75)] == [25, 50]   # 75 = final
+    done = {trainings[0]: {"ok": True, "checkpoints": [25, 50], "steps": 60},
             trainings[1]: {"ok": False, "error": "InputError: boom\nmore"}}
     ready, skipped = after_training(board.jobs, done)
     assert len(ready) == 2 * 3 + 2 and len(skipped) == 2 * 3          # each failed job and its listed checkpoints
@@ -264,3 +265,13 @@ def test_a_hostile_adapter_archive_is_refused(tmp_path):
         with pytest.raises(ValueError, match="not a plain file inside the adapter"):
             unpack(buffer.getvalue(), tmp_path / name.strip("/.").replace("/", "_"))
     assert not (tmp_path.parent / "escape").exists()
+
+
+def test_an_adapter_folder_says_whether_it_is_trained_partial_or_to_train(tmp_path):
+    assert AdapterFolder(tmp_path / "none").state() == ("to-train", "")
+    folder = _adapter(tmp_path, "abc")
+    folder.write_manifest({"adapter_id": "abc", "status": "complete", "training": {"steps": 4}})
+    assert folder.state() == ("trained", "4 steps")
+    folder.write_manifest({"adapter_id": "abc", "status": "interrupted"})
+    (folder.path / "checkpoints" / "checkpoint-4" / "trainer_state.json").write_text("{cut")   # killed mid-save
+    assert folder.state() == ("partial", "resumes from checkpoint-2")

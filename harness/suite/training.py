@@ -115,12 +115,16 @@ def format_training(train: TrainJob, outcome: dict, number: int, total: int) -> 
             f"{outcome['adapter_id']} ({outcome['seconds']:.1f}s)")
 
 
-def checkpoint_jobs(job: Job, steps) -> list[Job]:
-    """The job's checkpoint evaluations (`-o checkpoint=N`): every one of `steps` (those the adapter holds)
-    for `checkpoints: all`, else the steps the entry lists (a missing one fails with its reason)."""
+def checkpoint_jobs(job: Job, steps, final_step: int | None = None) -> list[Job]:
+    """The job's checkpoint evaluations (`-o checkpoint=N`): for `checkpoints: all`, every one of `steps` (those
+    the adapter holds) but the one at `final_step` (the final adapter's own weights, which the job itself
+    evaluates); else the steps the entry lists (a missing one fails with its reason)."""
     if not job.checkpoints:
         return []
-    wanted = sorted(steps) if job.checkpoints == ("all",) else list(job.checkpoints)
+    if job.checkpoints == ("all",):
+        wanted = sorted(step for step in steps if step != final_step)
+    else:
+        wanted = list(job.checkpoints)
     return [dataclasses.replace(job, checkpoints=(), options=tuple(sorted(
         {**dict(job.options), "checkpoint": json.dumps(step)}.items()))) for step in wanted]
 
@@ -140,7 +144,7 @@ def after_training(jobs: list[Job], trained: dict) -> tuple[list[Job], list[tupl
                 skipped.append((each, {"ok": False, "skipped": True, "seconds": 0.0,
                                        "error": f"not evaluated: training {train.describe()} failed ({line})"}))
         else:
-            ready += [job, *checkpoint_jobs(job, outcome["checkpoints"])]
+            ready += [job, *checkpoint_jobs(job, outcome["checkpoints"], outcome["steps"])]
     return ready, skipped
 
 
@@ -154,8 +158,10 @@ def with_checkpoints(jobs: list[Job], *, data_dir=None, task_cache: dict | None 
         if train is None or not job.checkpoints:
             continue
         try:
-            steps = plan(train, data_dir, task_cache).folder.checkpoint_steps()
+            folder = plan(train, data_dir, task_cache).folder
         except Exception:  # noqa: BLE001 - the job's own status says why it cannot be planned
             continue
-        out += checkpoint_jobs(job, steps) if steps else []
+        final_step = ((folder.manifest() or {}).get("training") or {}).get("steps") if folder.is_complete() else None
+        steps = folder.checkpoint_steps()
+        out += checkpoint_jobs(job, steps, final_step) if steps else []
     return out
