@@ -15,7 +15,6 @@ pricebench finetune RECIPE [--task T] [--max-steps N] [--adapters DIR] [--thread
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 import sys
@@ -176,10 +175,10 @@ def cmd_suite(args) -> int:
           f"{result.computed} items predicted")
     if not args.no_report:
         from harness.report import report_for_leaderboard
-        from harness.suite import with_checkpoints
+        from harness.suite import board_with_checkpoints
 
-        shown = dataclasses.replace(board, jobs=with_checkpoints(board.jobs, data_dir=args.data_dir))
-        index = report_for_leaderboard(shown, out_dir=args.out, data_dir=args.data_dir, store=args.store)
+        index = report_for_leaderboard(board_with_checkpoints(board, data_dir=args.data_dir), out_dir=args.out,
+                                       data_dir=args.data_dir, store=args.store)
         print(f"report: {index}")
     if result.failures or result.training_failures:
         print(f"\n{len(result.failures)} job(s) failed:", file=sys.stderr)
@@ -232,10 +231,9 @@ def cmd_report(args) -> int:
     if args.leaderboard:
         from harness.suite import load_leaderboard
 
-        from harness.suite import with_checkpoints
+        from harness.suite import board_with_checkpoints
 
-        board = load_leaderboard(args.leaderboard)      # with the fine-tunes' checkpoint jobs, as they are now
-        board = dataclasses.replace(board, jobs=with_checkpoints(board.jobs, data_dir=args.data_dir))
+        board = board_with_checkpoints(load_leaderboard(args.leaderboard), data_dir=args.data_dir)
         index = report_for_leaderboard(board, out_dir=args.out, data_dir=args.data_dir, store=stores)
     else:
         index = report_for_store(store=stores, out_dir=args.out, name=args.name)

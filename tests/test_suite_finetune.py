@@ -133,6 +133,9 @@ models:
     assert len(folder.manifest()["sessions"]) == 1                     # trained once
     html = (out / "index.html").read_text(encoding="utf-8")
     assert "tiny-lora checkpoint 2" in html and "tiny-lora checkpoint 4" in html
+    bundle = tmp_path / "ft.tar.gz"                                     # a bundle of the board holds the checkpoint runs
+    assert cli.main(["--data-dir", str(data_dir), "--store", str(store), "export-runs", str(board_path), str(bundle)]) == 0
+    assert "4 run(s) (4 complete, 0 partial)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("entry, line, field, words", [

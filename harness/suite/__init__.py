@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from harness.suite.executors import LocalExecutor
 from harness.suite.jobs import JobStatus, execute_job, job_status
 from harness.suite.leaderboard import Job, Leaderboard, load_leaderboard, select
-from harness.suite.training import TrainJob, after_training, format_training, training_jobs, with_checkpoints
+from harness.suite.training import (TrainJob, after_training, board_with_checkpoints, format_training, training_jobs,
+                                   with_checkpoints)
 
 __all__ = ["Job", "JobStatus", "Leaderboard", "SuiteResult", "TrainJob", "execute_job", "format_outcome",
-           "job_status", "load_leaderboard", "run_suite", "select", "with_checkpoints"]
+           "board_with_checkpoints", "job_status", "load_leaderboard", "run_suite", "select", "with_checkpoints"]
 
 
 @dataclass

@@ -165,3 +165,9 @@ def with_checkpoints(jobs: list[Job], *, data_dir=None, task_cache: dict | None 
         steps = folder.checkpoint_steps()
         out += checkpoint_jobs(job, steps, final_step) if steps else []
     return out
+
+
+def board_with_checkpoints(board, *, data_dir=None):
+    """The leaderboard with its fine-tunes' checkpoint jobs as the adapters hold them now: what a report,
+    an export or a bundle of the leaderboard covers."""
+    return dataclasses.replace(board, jobs=with_checkpoints(board.jobs, data_dir=data_dir))
