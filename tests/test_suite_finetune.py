@@ -170,11 +170,9 @@ def test_a_bad_recipe_named_by_a_leaderboard_is_the_recipes_own_error(tmp_path):
     with pytest.raises(InputError) as err:
         load_leaderboard(board)
     assert (Path(err.value.path), err.value.line, err.value.field) == (tmp_path / "r.yaml", 7, "training.learning_rat")
-    regression = _recipe(tmp_path, "reg").read_text().replace("task: amazon8", "task: amazon8\nobjective: regression")
-    (tmp_path / "reg.yaml").write_text(regression)
-    board = write_leaderboard(tmp_path / "c.yaml", "name: x\ntasks: [amazon8]\nmodels:\n  - model: finetune:reg.yaml\n")
-    with pytest.raises(InputError, match=r"c\.yaml:4: field 'models\.0\.model': recipe reg has objective regression"):
-        load_leaderboard(board)
+    board = write_leaderboard(tmp_path / "c.yaml",
+                              "name: x\ntasks: [amazon8]\nmodels:\n  - finetune:gemma-3-270m-regression-cpu\n")
+    assert load_leaderboard(board).jobs[0].model == "finetune:gemma-3-270m-regression-cpu"     # either objective
 
 
 def test_one_training_per_recipe_and_task_and_checkpoint_jobs_in_step_order(tmp_path):
@@ -278,6 +276,10 @@ def test_an_adapter_folder_says_whether_it_is_trained_partial_or_to_train(tmp_pa
     folder.write_manifest({"adapter_id": "abc", "status": "interrupted"})
     (folder.path / "checkpoints" / "checkpoint-4" / "trainer_state.json").write_text("{cut")   # killed mid-save
     assert folder.state() == ("partial", "resumes from checkpoint-2")
+    folder.write_manifest({"adapter_id": "abc", "status": "interrupted", "objective": "regression"})
+    assert folder.state() == ("to-train", "")               # a regression training keeps them in final/checkpoints
+    (folder.path / "checkpoints").rename(folder.path / "final" / "checkpoints")
+    assert folder.checkpoint_steps() == [2]
 
 
 def test_the_shipped_finetune_leaderboard_trains_each_cpu_recipe_beside_its_zero_shot_model():

@@ -100,11 +100,12 @@ class AdapterFolder:
         return bool(manifest and manifest.get("status") == "complete" and (self.path / FINAL).is_dir())
 
     def checkpoint_steps(self) -> list[int]:
-        """Steps of the complete checkpoints, in order (a causal-LM training's; a regression one keeps
-        its own in final/)."""
+        """Steps of the complete checkpoints, in order (in checkpoints/; a regression training keeps its
+        own in final/checkpoints/, its manifest says which)."""
         from harness.finetune.train import complete_checkpoints
 
-        return [step for step, _ in complete_checkpoints(self.path)]
+        inside = self.path / FINAL if (self.manifest() or {}).get("objective") == "regression" else self.path
+        return [step for step, _ in complete_checkpoints(inside)]
 
     def state(self) -> tuple[str, str]:
         """(trained | partial | to-train, a detail) without locking: what a dry run shows."""

@@ -37,14 +37,11 @@ def resolve_finetune(spec: Spec, model: str, *keys) -> str:
             raise spec.error(f"unknown recipe {target!r}{did_you_mean(target, known)} (known: "
                              f"{', '.join(known) or 'none'}; or a path to a recipe .yaml)", *keys)
     try:
-        recipe = load_recipe(target)
+        load_recipe(target)
     except InputError as e:
         if e.path is None:          # not about a line of the recipe file: say where the leaderboard named it
             raise spec.error(e.reason, *keys) from None
         raise
-    if recipe.objective != "causal_lm":
-        raise spec.error(f"recipe {recipe.name} has objective {recipe.objective}: evaluate it as hf:<base> "
-                         f"-o adapter=<its final folder> (finetune: evaluates causal_lm recipes)", *keys)
     return f"{BACKEND}:{target}"
 
 

@@ -111,8 +111,8 @@ def format_training(train: TrainJob, outcome: dict, number: int, total: int) -> 
         return f"{head}: FAILED ({outcome['error'].splitlines()[0]})"
     if outcome["cached"]:
         return f"{head}: cached, adapter {outcome['adapter_id']} ({outcome['steps']} steps)"
-    return (f"{head}: trained {outcome['steps']} steps at {outcome['tokens_per_s']} tokens/s, adapter "
-            f"{outcome['adapter_id']} ({outcome['seconds']:.1f}s)")
+    speed = f" at {outcome['tokens_per_s']} tokens/s" if outcome.get("tokens_per_s") is not None else ""
+    return f"{head}: trained {outcome['steps']} steps{speed}, adapter {outcome['adapter_id']} ({outcome['seconds']:.1f}s)"
 
 
 def checkpoint_jobs(job: Job, steps, final_step: int | None = None) -> list[Job]:
