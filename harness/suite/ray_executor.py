@@ -231,19 +231,32 @@ class RayExecutor:
         self.ray, self.actor_class = ray, ray.remote(JobWorker)
 
     def train(self, trainings, *, data_dir=None) -> Iterator[tuple]:
-        """The suite's trainings side by side: on the driver (one at a time) or as Ray tasks (ray_training.py)."""
-        from harness.suite.ray_training import Trainer
+        """The suite's trainings: those asking for a GPU (or a custom resource) as Ray tasks side by side,
+        the others here, one after another with their progress, meanwhile (ray_training.py). Ctrl-C
+        cancels the Ray tasks; a training here keeps its checkpoints, as `pricebench finetune` does."""
+        from harness.progress import job_progress
+        from harness.suite.ray_training import Trainer, on_a_worker
         from harness.suite.training import execute_training
 
         if not trainings:
             return
         self._connect()
-        with ThreadPoolExecutor(max_workers=max(1, min(len(trainings), self.max_parallel)),
-                                thread_name_prefix="pricebench-train") as pool:
-            futures = {pool.submit(execute_training, train, data_dir, False, Trainer(self, train)): train
-                       for train in trainings}
+        remote = [train for train in trainings if on_a_worker(train)]
+        pool = ThreadPoolExecutor(max_workers=max(1, min(len(remote), self.max_parallel)),
+                                  thread_name_prefix="pricebench-train")
+        trainers = {train: Trainer(self, train) for train in remote}
+        try:
+            futures = {pool.submit(execute_training, train, data_dir, False, trainers[train]): train
+                       for train in remote}
+            for train in trainings:
+                if train not in trainers:
+                    yield train, execute_training(train, data_dir, job_progress(train.describe(), unit="step"))
             for future in as_completed(futures):
                 yield futures[future], future.result()
+        finally:
+            for trainer in trainers.values():
+                trainer.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def map(self, jobs, *, data_dir=None, store=None) -> Iterator[tuple]:
         self._connect()

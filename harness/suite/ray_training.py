@@ -2,8 +2,9 @@
 
 A training asks Ray for what its evaluation asks: the entry's `resources`, else 1 CPU, plus 1
 GPU when the recipe trains on CUDA (`device: cuda` or `cuda:N`). A training that asks for no GPU
-and no custom resource runs on the driver, one at a time, as recorded runs do: it writes the
-driver's adapter cache directly and resumes there. One that does runs as a Ray task on a node
+and no custom resource runs on the driver, one at a time and showing its progress, as recorded
+runs do: it writes the driver's adapter cache directly and resumes there (Ctrl-C keeps its
+checkpoints). One that does runs as a Ray task (max_retries 0; cancelled on Ctrl-C) on a node
 that has it: the driver sends the recipe, the task as it loaded it (train split included) and
 the adapter's partial folder if it has one (so a training stopped earlier resumes); the worker
 trains into a temporary folder and returns the finished adapter as tar bytes, which the driver
@@ -17,12 +18,9 @@ checkpoint, without resume-only state); the worker's `finetune:` predictor loads
 """
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from harness.finetune.shipping import pack
-
-_DRIVER_TRAINING = threading.Lock()     # trainings on the driver run one at a time
 
 
 def training_resources(train) -> dict:
@@ -35,6 +33,14 @@ def training_resources(train) -> dict:
 
 def trains_remotely(resources: dict) -> bool:
     return resources.get("num_gpus", 0) > 0 or bool(resources.get("resources"))
+
+
+def on_a_worker(train) -> bool:
+    """Whether the training runs as a Ray task (a recipe that cannot be read trains, and fails, here)."""
+    try:
+        return trains_remotely(training_resources(train))
+    except Exception:  # noqa: BLE001 - its training job says what is wrong, as one line
+        return False
 
 
 def train_on_worker(recipe, task, adapter_id: str, partial: bytes | None) -> tuple[bytes, dict]:
@@ -59,17 +65,14 @@ def train_on_worker(recipe, task, adapter_id: str, partial: bytes | None) -> tup
 
 
 class Trainer:
-    """`execute_training`'s trainer under Ray: on the driver, or as a Ray task (see the module docstring)."""
+    """`execute_training`'s trainer for a training that runs as a Ray task (see the module docstring)."""
 
     def __init__(self, executor, train):
-        self.executor, self.resources = executor, training_resources(train)
+        self.executor, self.resources, self.ref, self.cancelled = executor, training_resources(train), None, False
 
     def __call__(self, plan, progress):
-        from harness.finetune.adapters import AdapterResult, finetune
+        from harness.finetune.adapters import AdapterResult
 
-        if not trains_remotely(self.resources):
-            with _DRIVER_TRAINING:
-                return finetune(plan.recipe, plan.task, adapters=plan.folder.path.parent, progress=progress)
         folder = plan.folder
         if folder.is_complete():
             return AdapterResult(folder.adapter_id, folder.path, folder.manifest(), cached=True)
@@ -79,6 +82,12 @@ class Trainer:
             self._train_remotely(plan)
         return AdapterResult(folder.adapter_id, folder.path, folder.manifest(), cached=False)
 
+    def cancel(self) -> None:
+        """The suite is stopping: end the Ray task (its training is lost; a partial folder here stays)."""
+        self.cancelled = True
+        if self.ref is not None:
+            self.executor.ray.cancel(self.ref, force=True)
+
     def _train_remotely(self, plan) -> None:
         from harness.finetune.shipping import install
         from harness.suite.ray_worker import ShippedTask
@@ -86,15 +95,17 @@ class Trainer:
         ray, folder = self.executor.ray, plan.folder
         plan.task.eval_items(), plan.task.train_items()         # loaded here: they travel with the task
         partial = pack(folder.path, resume_state=True) if folder.checkpoint_steps() else None
+        if self.cancelled:
+            raise RuntimeError("the suite stopped before this training started")
         remote = ray.remote(train_on_worker).options(**self.resources, max_retries=0)
-        ref = remote.remote(plan.recipe, ShippedTask.of(plan.task), folder.adapter_id, partial)
+        self.ref = remote.remote(plan.recipe, ShippedTask.of(plan.task), folder.adapter_id, partial)
         try:
-            data, where = ray.get(ref)
+            data, where = ray.get(self.ref)
         except ray.exceptions.RayTaskError as e:        # the training raised: the job fails as it would here
             raise (e.cause if isinstance(e.cause, Exception) else RuntimeError(str(e))) from None
-        except KeyboardInterrupt:
-            ray.cancel(ref, force=True)
-            raise
+        except ray.exceptions.RayError as e:            # its worker or node died, or the suite cancelled it
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            raise RuntimeError(f"the Ray worker training it was lost ({type(e).__name__}: {first})") from None
         install(folder, data, session={"ray_worker": where})
 
 
