@@ -170,7 +170,8 @@ def cmd_suite(args) -> int:
         check_out_dir(report_dir(board, args.out))
     executor = make_executor(args.executor, args.address)
     result = run_suite(board, executor=executor, data_dir=args.data_dir, store=args.store, only=args.only)
-    trained = f"{len(result.trainings)} trainings ({len(result.training_failures)} failed), " if result.trainings else ""
+    trained = f"{len(result.trainings)} trainings ({len(result.training_failures)} failed), " \
+        if result.trainings else ""
     print(f"{trained}{len(result.outcomes)} jobs done, {len(result.failures)} failed, "
           f"{result.computed} items predicted")
     if not args.no_report:

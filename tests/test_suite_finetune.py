@@ -112,7 +112,8 @@ models:
     assert len(order) == 3 and "checkpoint" not in order[0] and "checkpoint=2" in order[1] \
         and "checkpoint=4" in order[2], order    # final, then the checkpoints in step order (6 is the final one)
     skipped = [o for d, o in evaluated if "tiny-broken" in d]
-    assert len(skipped) == 1 and skipped[0]["error"].startswith("not evaluated: training tiny | train tiny-broken failed")
+    assert len(skipped) == 1
+    assert skipped[0]["error"].startswith("not evaluated: training tiny | train tiny-broken failed")
     assert "\n" not in skipped[0]["error"]
     ok = {d: o for d, o in evaluated if o["ok"]}
     assert len(ok) == 4 and all(o["computed"] == 3 for o in ok.values())     # 3 finetune jobs + testonly
@@ -121,7 +122,8 @@ models:
 
     assert cli.main(argv + ["--dry-run"]) == 0                      # now: trained, every job cached
     dry = capsys.readouterr().out
-    assert re.search(r"^trained +tiny \| train tiny-lora  adapter [0-9a-f]{16}  6 steps; checkpoints 2, 4, 6$", dry, re.M)
+    assert re.search(r"^trained +tiny \| train tiny-lora  adapter [0-9a-f]{16}  6 steps; checkpoints 2, 4, 6$",
+                     dry, re.M), dry
     assert len(re.findall(r"^cached +tiny \| finetune:", dry, re.M)) == 3, dry
 
     assert cli.main(argv) == 1                                      # the broken recipe still fails, alone
@@ -133,8 +135,9 @@ models:
     assert len(folder.manifest()["sessions"]) == 1                     # trained once
     html = (out / "index.html").read_text(encoding="utf-8")
     assert "tiny-lora checkpoint 2" in html and "tiny-lora checkpoint 4" in html
-    bundle = tmp_path / "ft.tar.gz"                                     # a bundle of the board holds the checkpoint runs
-    assert cli.main(["--data-dir", str(data_dir), "--store", str(store), "export-runs", str(board_path), str(bundle)]) == 0
+    bundle = tmp_path / "ft.tar.gz"                 # a bundle of the board holds the checkpoint runs
+    exported = ["--data-dir", str(data_dir), "--store", str(store), "export-runs", str(board_path), str(bundle)]
+    assert cli.main(exported) == 0
     assert "4 run(s) (4 complete, 0 partial)" in capsys.readouterr().out
 
 

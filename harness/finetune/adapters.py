@@ -159,7 +159,8 @@ def plan_adapter(recipe, task, *, adapters=None, max_steps: int | None = None) -
     data = build_data(task, recipe)
     predictor = base_predictor(recipe)
     identity = adapter_identity(recipe, data, predictor.identity(task)["weights"])
-    return AdapterPlan(recipe, task, data, predictor, identity, AdapterFolder(adapters_dir(adapters) / run_id(identity)))
+    folder = AdapterFolder(adapters_dir(adapters) / run_id(identity))
+    return AdapterPlan(recipe, task, data, predictor, identity, folder)
 
 
 def finetune(recipe, task, *, adapters=None, max_steps: int | None = None, progress=None,

@@ -35,7 +35,7 @@ class Job:
     resources: tuple = ()           # sorted (key, value) pairs for Ray
     reference: bool = False         # a reference row (recorded run) rather than a model under test
     in_context: tuple = ()          # sorted (key, value) in-context options (harness/retrieval); () = the task's
-    checkpoints: tuple = ()         # a finetune: model's checkpoints to evaluate too: ("all",) or steps (suite/training.py)
+    checkpoints: tuple = ()         # a finetune: model's checkpoints to evaluate too: ("all",) or steps (training.py)
 
     @property
     def options_dict(self) -> dict:

@@ -112,7 +112,8 @@ def format_training(train: TrainJob, outcome: dict, number: int, total: int) -> 
     if outcome["cached"]:
         return f"{head}: cached, adapter {outcome['adapter_id']} ({outcome['steps']} steps)"
     speed = f" at {outcome['tokens_per_s']} tokens/s" if outcome.get("tokens_per_s") is not None else ""
-    return f"{head}: trained {outcome['steps']} steps{speed}, adapter {outcome['adapter_id']} ({outcome['seconds']:.1f}s)"
+    return (f"{head}: trained {outcome['steps']} steps{speed}, adapter {outcome['adapter_id']} "
+            f"({outcome['seconds']:.1f}s)")
 
 
 def checkpoint_jobs(job: Job, steps, final_step: int | None = None) -> list[Job]:
