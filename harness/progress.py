@@ -29,10 +29,15 @@ class LineProgress:
     """A progress bar for logs: one plain line every `every` seconds, and a last one at the end
     (only if it wrote any)."""
 
-    def __init__(self, total: int, desc: str, *, every: float = 10.0, file=None):
-        self.total, self.desc, self.every, self.file = total, desc, every, file
+    def __init__(self, total: int, desc: str, *, every: float = 10.0, file=None, unit: str = "item"):
+        self.total, self.desc, self.every, self.file, self.unit = total, desc, every, file, unit
         self.n, self.written = 0, None          # items done; items done at the last line written
         self.start = self.last = time.monotonic()
+        self.postfix = ""
+
+    def set_postfix(self, values: dict) -> None:
+        """Figures shown after the meter (a training's last loss, tokens/s), as tqdm's bar shows them."""
+        self.postfix = ", ".join(f"{key} {value}" for key, value in values.items())
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -45,17 +50,17 @@ class LineProgress:
             self._write(time.monotonic())
 
     def _write(self, now: float) -> None:
-        line = tqdm.format_meter(self.n, self.total, now - self.start, prefix=self.desc, unit=" items",
-                                 bar_format=LINE)
-        print(line.replace(",  ", ", "), file=self.file or sys.stderr, flush=True)
+        line = tqdm.format_meter(self.n, self.total, now - self.start, prefix=self.desc, unit=f" {self.unit}s",
+                                 bar_format=LINE).replace(",  ", ", ")
+        print(f"{line}, {self.postfix}" if self.postfix else line, file=self.file or sys.stderr, flush=True)
         self.last, self.written = now, self.n
 
 
-def job_progress(desc: str, *, every: float = 10.0):
-    """A `progress` factory for one job of a suite: tqdm's bar (after TERMINAL_DELAY_S) on a terminal,
-    else a LineProgress."""
+def job_progress(desc: str, *, every: float = 10.0, unit: str = "item"):
+    """A `progress` factory for one job of a suite (`unit`: item, or step for a training): tqdm's bar
+    (after TERMINAL_DELAY_S) on a terminal, else a LineProgress."""
     def make(total: int, _default_desc: str):
         if sys.stderr.isatty():
-            return tqdm(total=total, desc=desc, unit="item", delay=TERMINAL_DELAY_S, leave=False)
-        return LineProgress(total, desc, every=every)
+            return tqdm(total=total, desc=desc, unit=unit, delay=TERMINAL_DELAY_S, leave=False)
+        return LineProgress(total, desc, every=every, unit=unit)
     return make

@@ -316,3 +316,52 @@ models:
     local = work / "runs-local"
     assert _suite(cluster, work, board, local).returncode == 0
     assert _same_runs(store, local) == [rid]
+
+
+@pytest.mark.slow
+def test_a_fine_tune_trains_on_the_worker_and_its_adapter_travels_both_ways(cluster, data_dir):
+    """Asked for the worker's resource, the training runs there (no shared disk: the recipe, task, data
+    and adapter cache are the driver's, hidden on the worker); the adapter comes back into the driver's
+    cache, and the evaluations (final and a checkpoint) run on the worker with the adapter sent to it.
+    A CPU recipe asking for nothing trains on the driver meanwhile."""
+    pytest.importorskip("trl")
+    from harness.cache import cache_root
+    from tests.test_suite_finetune import _recipe, _tiny_task
+
+    work = cluster.folder("c")
+    for cache in (cluster.worker_cache, work / "cache-runs"):   # the test models, as here
+        cache.mkdir(parents=True, exist_ok=True)
+        for sub in ("gguf", "models"):
+            if not (cache / sub).exists():
+                (cache / sub).symlink_to(cache_root() / sub)
+    recipe, here, adapters = _recipe(work, "tiny-ray"), _recipe(work, "tiny-here", steps=2), work / "adapters"
+    board = write_leaderboard(work / "board.yaml", f"""
+name: ft-ray
+tasks: [{_tiny_task(work, data_dir)}]
+models:
+  - {{model: "finetune:{recipe}", checkpoints: [2], options: {{adapters: "{adapters}", batch_size: 3}}, {ON_WORKER}}}
+  - {{model: "finetune:{here}", options: {{adapters: "{adapters}", batch_size: 3}}}}
+""")
+    store = work / "runs"
+    first = _suite(cluster, work, board, store, "--executor", "ray", "--address", cluster.address)
+    assert first.returncode == 0, first.stdout + first.stderr[-3000:]
+    assert "2 trainings (0 failed), 3 jobs done, 0 failed, 9 items predicted" in first.stdout, first.stdout
+    folders = {json.loads((p / "manifest.json").read_text())["recipe_name"]: p for p in adapters.iterdir()}
+    folder, driver_side = folders["tiny-ray"], json.loads((folders["tiny-here"] / "manifest.json").read_text())
+    assert driver_side["status"] == "complete" and "ray_worker" not in driver_side["sessions"][-1]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and (folder / "final" / "adapter_model.safetensors").exists()
+    assert sorted(p.name for p in (folder / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    trained_on = manifest["sessions"][-1]["ray_worker"]["node_id"]
+    runs = [json.loads((p / "manifest.json").read_text()) for p in store.iterdir()]
+    on_worker = [r for r in runs if r["identity"]["predictor"]["finetune"]["adapter_id"] == folder.name]
+    assert len(runs) == 3 and {r["info"]["ray_worker"]["node_id"] for r in on_worker} == {trained_on}
+    assert sorted(str(r["identity"]["predictor"]["finetune"]["checkpoint"]) for r in on_worker) == ["2", "None"]
+
+    dry = _suite(cluster, work, board, store, "--dry-run")          # the driver finds it as trained, every job cached
+    assert re.search(rf"^trained +tiny \| train tiny-ray  adapter {folder.name}  4 steps; checkpoints 2, 4$",
+                     dry.stdout, re.M), dry.stdout + dry.stderr[-3000:]
+    assert len(re.findall(r"^cached +tiny \| finetune:", dry.stdout, re.M)) == 3, dry.stdout
+    again = _suite(cluster, work, board, store, "--executor", "ray", "--address", cluster.address)
+    assert "2 trainings (0 failed), 3 jobs done, 0 failed, 0 items predicted" in again.stdout, again.stderr[-3000:]
+    assert len(json.loads((folder / "manifest.json").read_text())["sessions"]) == 1      # trained once

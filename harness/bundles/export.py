@@ -34,9 +34,9 @@ def _check_target(out: Path) -> None:
 
 
 def _leaderboard_runs(path: str, store: RunStore, data_dir, skipped: list[str]) -> list[RunFolder]:
-    from harness.suite import job_status, load_leaderboard
+    from harness.suite import board_with_checkpoints, job_status, load_leaderboard
 
-    board, cache, folders = load_leaderboard(path), {}, []
+    board, cache, folders = board_with_checkpoints(load_leaderboard(path), data_dir=data_dir), {}, []
     for job in board.jobs:
         status = job_status(job, data_dir=data_dir, store=store.root, task_cache=cache)
         if status.state in ("cached", "failed", "partial", "damaged"):

@@ -99,6 +99,24 @@ class AdapterFolder:
         manifest = self.manifest()
         return bool(manifest and manifest.get("status") == "complete" and (self.path / FINAL).is_dir())
 
+    def checkpoint_steps(self) -> list[int]:
+        """Steps of the complete checkpoints, in order (in checkpoints/; a regression training keeps its
+        own in final/checkpoints/, its manifest says which)."""
+        from harness.finetune.train import complete_checkpoints
+
+        inside = self.path / FINAL if (self.manifest() or {}).get("objective") == "regression" else self.path
+        return [step for step, _ in complete_checkpoints(inside)]
+
+    def state(self) -> tuple[str, str]:
+        """(trained | partial | to-train, a detail) without locking: what a dry run shows."""
+        if self.is_complete():
+            steps = ((self.manifest() or {}).get("training") or {}).get("steps")
+            return "trained", f"{steps} steps" if steps is not None else ""
+        steps = self.checkpoint_steps()
+        if steps:
+            return "partial", f"resumes from checkpoint-{steps[-1]}"
+        return "to-train", ""
+
     def lock(self, on_wait=None):
         self.path.mkdir(parents=True, exist_ok=True)
         return folder_lock(self.path, on_wait=on_wait, unsupported_ok=True)
@@ -116,10 +134,21 @@ class AdapterFolder:
         os.replace(staged, target)
 
 
-def finetune(recipe, task, *, adapters=None, max_steps: int | None = None, progress: bool | None = None,
-             resume: bool = True, callbacks=()) -> AdapterResult:
-    """Train `recipe` on `task`'s train split (kept apart from the task's own evaluation slice, whatever
-    slice `task` was loaded with: the adapter `finetune:` finds), or return the cached adapter of the same id."""
+@dataclass
+class AdapterPlan:
+    """What training `recipe` on a task means, computed without training: the data, the base, the folder."""
+
+    recipe: object
+    task: object
+    data: object
+    predictor: object
+    identity: dict
+    folder: AdapterFolder
+
+
+def plan_adapter(recipe, task, *, adapters=None, max_steps: int | None = None) -> AdapterPlan:
+    """The adapter `finetune` would train or find: its identity and folder (nothing is loaded or trained).
+    The train split is kept apart from the task's own evaluation slice, whatever slice `task` was loaded with."""
     import dataclasses
 
     from harness.finetune.data import build_data
@@ -131,6 +160,16 @@ def finetune(recipe, task, *, adapters=None, max_steps: int | None = None, progr
     predictor = base_predictor(recipe)
     identity = adapter_identity(recipe, data, predictor.identity(task)["weights"])
     folder = AdapterFolder(adapters_dir(adapters) / run_id(identity))
+    return AdapterPlan(recipe, task, data, predictor, identity, folder)
+
+
+def finetune(recipe, task, *, adapters=None, max_steps: int | None = None, progress=None,
+             resume: bool = True, callbacks=()) -> AdapterResult:
+    """Train `recipe` on `task`'s train split (see plan_adapter), or return the cached adapter of the same id.
+    `progress`: see callbacks.ProgressBar."""
+    plan = plan_adapter(recipe, task, adapters=adapters, max_steps=max_steps)
+    recipe, task, data, predictor, identity, folder = (plan.recipe, plan.task, plan.data, plan.predictor,
+                                                       plan.identity, plan.folder)
     if folder.is_complete():
         return AdapterResult(folder.adapter_id, folder.path, folder.manifest(), cached=True)
 

@@ -16,13 +16,20 @@ from harness.scoring import parse_price
 
 
 class ProgressBar(TrainerCallback):
-    def __init__(self, description: str, enabled: bool | None = None):
+    """`enabled`: None (a bar where stderr is a terminal), True / False, or a factory `enabled(total, desc)`
+    returning an object with update(), set_postfix() and close() (a suite's harness.progress.job_progress)."""
+
+    def __init__(self, description: str, enabled=None):
         self.description, self.enabled = description, enabled
         self.bar, self.loss, self.t0, self.tokens0 = None, None, 0.0, 0
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.description, unit="step",
-                        disable=None if self.enabled is None else not self.enabled, dynamic_ncols=True)
+        if callable(self.enabled):
+            self.bar = self.enabled(state.max_steps, self.description)
+            self.bar.n = state.global_step          # a resumed training starts at its checkpoint
+        else:
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.description, unit="step",
+                            disable=None if self.enabled is None else not self.enabled, dynamic_ncols=True)
         self.t0, self.tokens0 = time.perf_counter(), state.num_input_tokens_seen
 
     def on_log(self, args, state, control, logs=None, **kwargs):

@@ -42,9 +42,10 @@ def cpu_threads(setting) -> int:
     return 1 if os.getloadavg()[0] >= cores else torch.get_num_threads()
 
 
-def last_checkpoint(out_dir: Path, at_most: int | None = None) -> Path | None:
-    """The newest complete checkpoint (up to step `at_most`): transformers writes `trainer_state.json`
-    last, so a folder whose state file is missing or unreadable was cut by a kill and is skipped."""
+def complete_checkpoints(out_dir: Path, at_most: int | None = None) -> list[tuple[int, Path]]:
+    """The complete checkpoints (up to step `at_most`), in step order: transformers writes
+    `trainer_state.json` last, so a folder whose state file is missing or unreadable was cut by a
+    kill and is skipped."""
     from harness.jsonio import read_json
 
     folder = Path(out_dir) / CHECKPOINTS
@@ -57,7 +58,13 @@ def last_checkpoint(out_dir: Path, at_most: int | None = None) -> Path | None:
             except (OSError, ValueError, RecursionError):
                 continue
             found.append((int(step), path))
-    return max(found)[1] if found else None
+    return sorted(found)
+
+
+def last_checkpoint(out_dir: Path, at_most: int | None = None) -> Path | None:
+    """The newest complete checkpoint (up to step `at_most`); see complete_checkpoints."""
+    found = complete_checkpoints(out_dir, at_most)
+    return found[-1][1] if found else None
 
 
 def load_base(recipe, source: str, device: str):

@@ -5,19 +5,31 @@ executors.py decides where jobs run. This module ties them together (imports poi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from harness.suite.executors import LocalExecutor
 from harness.suite.jobs import JobStatus, execute_job, job_status
 from harness.suite.leaderboard import Job, Leaderboard, load_leaderboard, select
+from harness.suite.training import (TrainJob, after_training, board_with_checkpoints, format_training, training_jobs,
+                                   with_checkpoints)
 
-__all__ = ["Job", "JobStatus", "Leaderboard", "SuiteResult", "execute_job", "format_outcome", "job_status",
-           "load_leaderboard", "run_suite", "select"]
+__all__ = ["Job", "JobStatus", "Leaderboard", "SuiteResult", "TrainJob", "execute_job", "format_outcome",
+           "board_with_checkpoints", "job_status", "load_leaderboard", "run_suite", "select", "with_checkpoints"]
 
 
 @dataclass
 class SuiteResult:
     outcomes: list[tuple[Job, dict]]
+    trainings: list[tuple[TrainJob, dict]] = field(default_factory=list)
+
+    @property
+    def jobs(self) -> list[Job]:
+        """Every evaluation job the suite had, checkpoint jobs included (what its report shows)."""
+        return [job for job, _ in self.outcomes]
+
+    @property
+    def training_failures(self) -> list[tuple[TrainJob, dict]]:
+        return [(t, o) for t, o in self.trainings if not o["ok"]]
 
     @property
     def failures(self) -> list[tuple[Job, dict]]:
@@ -29,14 +41,25 @@ class SuiteResult:
 
 
 def run_suite(board: Leaderboard, *, executor=None, data_dir=None, store=None, only=None, echo=print) -> SuiteResult:
-    """Run every job of the matrix (cached ones return at once); collect failures, never stop."""
+    """Train the fine-tunes the matrix names (cached: a finished adapter is a hit), then run every job
+    (cached ones return at once), checkpoint jobs included; collect failures, never stop."""
     executor = executor or LocalExecutor()
     jobs = select(board.jobs, only)
+    trainings = training_jobs(jobs)
+    trained = {}
+    for train, outcome in executor.train(trainings, data_dir=data_dir):
+        trained[train] = outcome
+        echo(format_training(train, outcome, len(trained), len(trainings)))
+    jobs, skipped = after_training(jobs, trained)
+    total = len(jobs) + len(skipped)
     outcomes = []
+    for job, outcome in skipped:
+        outcomes.append((job, outcome))
+        echo(format_outcome(job, outcome, len(outcomes), total))
     for job, outcome in executor.map(jobs, data_dir=data_dir, store=store):
         outcomes.append((job, outcome))
-        echo(format_outcome(job, outcome, len(outcomes), len(jobs)))
-    return SuiteResult(outcomes)
+        echo(format_outcome(job, outcome, len(outcomes), total))
+    return SuiteResult(outcomes, list(trained.items()))
 
 
 def format_outcome(job: Job, outcome: dict, number: int, total: int) -> str:

@@ -13,6 +13,7 @@ from harness.errors import InputError
 from harness.progress import job_progress
 from harness.suite.jobs import execute_job
 from harness.suite.ray_executor import RayExecutor, job_resources
+from harness.suite.training import execute_training
 
 __all__ = ["LocalExecutor", "RayExecutor", "job_resources", "make_executor"]
 
@@ -43,6 +44,15 @@ class LocalExecutor:
             progress = False if self.progress_every is None else \
                 job_progress(f"[{number}/{len(jobs)}] {job.describe()}", every=self.progress_every)
             yield job, execute_job(job, data_dir, store, progress=progress)
+
+    def train(self, trainings, *, data_dir=None) -> Iterator[tuple]:
+        """The trainings of the suite's fine-tunes, one after another, each showing its steps."""
+        data_dir, _ = _absolute(data_dir, None)
+        for number, train in enumerate(trainings, start=1):
+            progress = False if self.progress_every is None else \
+                job_progress(f"[train {number}/{len(trainings)}] {train.describe()}", every=self.progress_every,
+                             unit="step")
+            yield train, execute_training(train, data_dir, progress=progress)
 
 
 def make_executor(name: str, address: str | None = None):

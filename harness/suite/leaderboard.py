@@ -13,10 +13,12 @@ from pathlib import Path
 
 from harness.predictors.base import QUANTS
 from harness.prompts import STYLES
+from harness.suite.finetune_spec import checkpoints as checkpoints_of
+from harness.suite.finetune_spec import is_finetune, resolve_finetune
 from harness.yamlspec import Spec, check_keys, check_name, did_you_mean, load_spec
 
 SHOT_KEYS = ("shots", "shot_selector", "retriever", "shot_seed", "shot_format")   # in-context axes
-MODEL_KEYS = {"model", "quant", "prompt", "options", "tasks", "resources", *SHOT_KEYS}
+MODEL_KEYS = {"model", "quant", "prompt", "options", "tasks", "resources", "checkpoints", *SHOT_KEYS}
 TOP_KEYS = {"name", "title", "description", "tasks", "references", "models"}
 RESOURCE_KEYS = {"num_cpus", "num_gpus", "memory", "custom"}   # custom: {ray resource name: amount}
 
@@ -33,6 +35,7 @@ class Job:
     resources: tuple = ()           # sorted (key, value) pairs for Ray
     reference: bool = False         # a reference row (recorded run) rather than a model under test
     in_context: tuple = ()          # sorted (key, value) in-context options (harness/retrieval); () = the task's
+    checkpoints: tuple = ()         # a finetune: model's checkpoints to evaluate too: ("all",) or steps (training.py)
 
     @property
     def options_dict(self) -> dict:
@@ -174,6 +177,9 @@ def load_leaderboard(path) -> Leaderboard:
         if not isinstance(model, str) or ":" not in model:
             raise spec.error("must be 'backend:name', e.g. baseline:random or hf:gemma-3-270m",
                              "models", n, "model")
+        if is_finetune(model):
+            model = resolve_finetune(spec, model, "models", n, "model")
+        steps = checkpoints_of(spec, entry, model, "models", n)
         quants = _as_list(spec, entry.get("quant", "none"), "models", n, "quant")
         for i, q in enumerate(quants):
             if q not in QUANTS:
@@ -200,7 +206,7 @@ def load_leaderboard(path) -> Leaderboard:
         shots = _in_context_axes(spec, entry, n)
         for task, quant, prompt, in_context in itertools.product(chosen, quants, prompts, shots):
             jobs.append(Job(task=task, model=model, quant=quant, prompt=prompt, options=frozen_options,
-                            resources=resources, in_context=in_context))
+                            resources=resources, in_context=in_context, checkpoints=steps))
 
     seen: set = set()
     unique = [j for j in jobs if not (j in seen or seen.add(j))]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, as_completed, wait
 from typing import Iterator
 
 from harness.errors import InputError
@@ -40,9 +40,14 @@ def job_resources(job) -> dict:
         cls = None
     if cls is not None and cls.needs_gpu(job.options_dict):
         resources["num_gpus"] = 1
-    asked = job.resources_dict
+    return with_asked(resources, job.resources)
+
+
+def with_asked(resources: dict, asked: tuple) -> dict:
+    """`resources` overridden by what a leaderboard entry asks (`custom` ones as Ray's `resources`)."""
+    asked = dict(asked)
     custom = dict(asked.pop("custom", ()))
-    resources.update(asked)
+    resources = {**resources, **asked}
     if custom:
         resources["resources"] = custom
     return resources
@@ -90,7 +95,11 @@ class RemotePredictor:
             if self.executor.stopping:
                 raise KeyboardInterrupt
             self.actor = self.executor.actor_class.options(**job_resources(self.job)).remote()
-        self.prepared = self._get(self.actor.prepare.remote(self.given, self.backend, self.executor.ship(task)))
+        from harness.suite.ray_training import ship_adapter
+
+        adapter = ship_adapter(self.local, task)        # a finetune: job's adapter, from the driver's cache
+        self.prepared = self._get(self.actor.prepare.remote(self.given, self.backend, self.executor.ship(task),
+                                                            adapter and self.executor.ray.put(adapter)))
         self.batch_size = self.prepared["batch_size"]
 
     def environment(self) -> dict:
@@ -159,6 +168,7 @@ class RayExecutor:
         self.send_every_items, self.send_every_s, self.progress_every = send_every_items, send_every_s, progress_every
         self.say = say or (lambda line: print(f"pricebench ray: {line}", file=sys.stderr, flush=True))
         self.ray = self.actor_class = None
+        self._started_here = False
         self._shipped: dict = {}
         self.lock = threading.Lock()
         self._running: dict = {}
@@ -204,18 +214,54 @@ class RayExecutor:
             if line:
                 self.say(line)
 
-    def map(self, jobs, *, data_dir=None, store=None) -> Iterator[tuple]:
+    def _connect(self) -> None:
+        """Join (or start) Ray once per suite; the last `map` of the suite shuts down what this started."""
+        if self.ray is not None:
+            return
         try:
             import ray
         except ModuleNotFoundError:
             raise InputError("the ray executor needs Ray: pip install 'pricebench[ray]'", field="--executor") from None
-        started_here = not ray.is_initialized()
-        if started_here:
+        self._started_here = not ray.is_initialized()
+        if self._started_here:
             try:
                 ray.init(address=self.address, log_to_driver=False, include_dashboard=False)
             except ConnectionError as e:
                 raise InputError(f"cannot reach the Ray cluster at {self.address!r}: {e}", field="--address") from None
-        self.ray, self.actor_class, self.stopping = ray, ray.remote(JobWorker), False
+        self.ray, self.actor_class = ray, ray.remote(JobWorker)
+
+    def train(self, trainings, *, data_dir=None) -> Iterator[tuple]:
+        """The suite's trainings: those asking for a GPU (or a custom resource) as Ray tasks side by side,
+        the others here, one after another with their progress, meanwhile (ray_training.py). Ctrl-C
+        cancels the Ray tasks; a training here keeps its checkpoints, as `pricebench finetune` does."""
+        from harness.progress import job_progress
+        from harness.suite.ray_training import Trainer, on_a_worker
+        from harness.suite.training import execute_training
+
+        if not trainings:
+            return
+        self._connect()
+        remote = [train for train in trainings if on_a_worker(train)]
+        pool = ThreadPoolExecutor(max_workers=max(1, min(len(remote), self.max_parallel)),
+                                  thread_name_prefix="pricebench-train")
+        trainers = {train: Trainer(self, train) for train in remote}
+        try:
+            futures = {pool.submit(execute_training, train, data_dir, False, trainers[train]): train
+                       for train in remote}
+            for train in trainings:
+                if train not in trainers:
+                    yield train, execute_training(train, data_dir, job_progress(train.describe(), unit="step"))
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            for trainer in trainers.values():
+                trainer.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def map(self, jobs, *, data_dir=None, store=None) -> Iterator[tuple]:
+        self._connect()
+        ray, started_here = self.ray, self._started_here
+        self.stopping = False
         pool = ThreadPoolExecutor(max_workers=max(1, min(len(jobs), self.max_parallel)),
                                   thread_name_prefix="pricebench-ray")
         try:
@@ -236,5 +282,6 @@ class RayExecutor:
                 stand_in.stop()
             pool.shutdown(wait=True)
             self._shipped.clear()
+            self.ray = self.actor_class = None
             if started_here:
                 ray.shutdown()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 from harness.errors import InputError
 from harness.tasks import Task
@@ -47,18 +48,28 @@ class JobWorker:
     prepare once, stream the replies of one session, report, close."""
 
     def __init__(self):
-        self.predictor, self.where = None, {}
+        self.predictor, self.where, self.adapter_dir = None, {}, None
 
-    def prepare(self, spec, backend, task: ShippedTask) -> dict:
+    def prepare(self, spec, backend, task: ShippedTask, adapter: dict | None = None) -> dict:
         """Build the predictor as the driver did (`backend`: the driver's registry entry, so backends
-        registered at run time work too) and prepare it; say what the runner records per session."""
+        registered at run time work too) and prepare it; say what the runner records per session.
+        `adapter`: a finetune: job's adapter, sent by the driver (harness/suite/ray_training.py)."""
+        import tempfile
+
         import ray
 
         from harness.predictors import make_predictor, register_backend
 
         t0 = time.perf_counter()
         register_backend(spec.backend, backend)
+        if adapter is not None:
+            from harness.suite.ray_training import spec_on_worker, use_shipped_adapter
+
+            self.adapter_dir = tempfile.TemporaryDirectory(prefix="pricebench-adapter-")
+            spec = spec_on_worker(spec, adapter, Path(self.adapter_dir.name))
         self.predictor = make_predictor(spec)
+        if adapter is not None:
+            use_shipped_adapter(self.predictor, adapter, Path(self.adapter_dir.name))
         self.predictor.prepare(task)
         self.where = {"host": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id(),
                       "prepare_s": round(time.perf_counter() - t0, 3)}    # the runner's prepare_s includes the queue
@@ -86,3 +97,6 @@ class JobWorker:
         if self.predictor is not None:
             self.predictor.close()
             self.predictor = None
+        if self.adapter_dir is not None:
+            self.adapter_dir.cleanup()
+            self.adapter_dir = None
