@@ -287,11 +287,15 @@ def test_an_adapter_folder_says_whether_it_is_trained_partial_or_to_train(tmp_pa
 
 def test_the_shipped_finetune_leaderboard_trains_each_cpu_recipe_beside_its_zero_shot_model():
     board = load_leaderboard(REPO / "leaderboards" / "finetune.yaml")
-    assert [t.recipe_name for t in training_jobs(board.jobs)] == ["smollm2-135m-lora-cpu", "gemma-3-270m-lora-cpu"]
+    assert [t.recipe_name for t in training_jobs(board.jobs)] == ["smollm2-135m-lora-cpu", "gemma-3-270m-lora-cpu",
+                                                                  "gemma-3-270m-regression-cpu"]
     models = {j.model: j for j in board.jobs}
     assert {"reference:human", "reference:constant-mean", "hf:smollm2-135m-instruct", "hf:gemma-3-270m"} <= set(models)
     assert models["finetune:smollm2-135m-lora-cpu"].checkpoints == ("all",)
     for job in board.jobs:
         if job.model.startswith("finetune:"):
             recipe = TrainJob(job.task, job.model.split(":", 1)[1]).load_recipe()
-            assert recipe.device == "cpu" and recipe.max_steps is None and recipe.train == 2000   # 125 steps
+            if recipe.objective == "regression":     # the settings of docs/finetuning.md's run M
+                assert recipe.device == "cpu" and recipe.max_steps == 480 and recipe.batch_size == 8
+            else:
+                assert recipe.device == "cpu" and recipe.max_steps is None and recipe.train == 2000   # 125 steps

@@ -15,7 +15,7 @@ import dataclasses
 from harness.errors import InputError
 from harness.finetune.recipe import load_recipe
 from harness.predictors.base import ModelSpec
-from harness.finetune.regression import REGRESSION_FILE
+from harness.finetune.regression import REGRESSION_FILE, read_head
 from harness.predictors.hf.predictor import HFPredictor
 from harness.predictors.hf.regression import HFRegressionPredictor
 from harness.predictors.options import option, runtime
@@ -151,8 +151,6 @@ class FinetuneRegressionPredictor(FinetunePredictor, HFRegressionPredictor):
         return {}                     # the adapter id (data, recipe, base weights) decides the head
 
     def _before_load(self, weights) -> None:
-        from harness.finetune.regression import read_head
-
         self.head = read_head(weights)
         if self.head is None:
             raise InputError(f"{weights} holds no regression head ({REGRESSION_FILE}): train it again",
