@@ -26,9 +26,14 @@ class JobStatus:
     inspection: object = field(default=None, repr=False)     # store.Inspection of the run folder, if read
 
 
-def _task(job: Job, data_dir, cache: dict):
+_PROCESS_TASKS: dict = {}   # tasks loaded in this process (a local suite or the Ray driver), by data dir
+
+
+def job_task(job: Job, data_dir, cache: dict | None = None):
+    """The job's task, loaded once per process (or per `cache`) and shared by its jobs."""
     from harness.tasks import load_task
 
+    cache = _PROCESS_TASKS.setdefault(str(data_dir), {}) if cache is None else cache
     if job.task not in cache:
         cache[job.task] = load_task(job.task, data_dir=data_dir)
     return cache[job.task].with_in_context(job.in_context_dict)     # a copy sharing the loaded items
@@ -43,7 +48,7 @@ def job_status(job: Job, *, data_dir=None, store=None, task_cache: dict | None =
 
     task_cache = {} if task_cache is None else task_cache
     try:
-        task = _task(job, data_dir, task_cache)
+        task = job_task(job, data_dir, task_cache)
         spec = ModelSpec(name=job.model, quant=job.quant, prompt=job.prompt, options=job.options_dict)
         predictor = make_predictor(spec)
         task = task_for(task, predictor)
@@ -57,7 +62,7 @@ def job_status(job: Job, *, data_dir=None, store=None, task_cache: dict | None =
         finally:
             predictor.close()
     except Exception as e:  # noqa: BLE001 - a job that cannot even be planned is reported, not raised
-        return JobStatus(job, "unavailable", detail=_reason(e))
+        return JobStatus(job, "unavailable", detail=failure_reason(e))
     seen = RunStore(store).folder(rid).inspect()
     total, done = len(task.eval_items()), len(seen.records)
     if seen.state == "complete":
@@ -75,11 +80,8 @@ def job_status(job: Job, *, data_dir=None, store=None, task_cache: dict | None =
     return JobStatus(job, "to-run", rid, 0, total)
 
 
-def _reason(e: BaseException) -> str:
+def failure_reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}" if not isinstance(e, InputError) else f"InputError: {e}"
-
-
-_PROCESS_TASKS: dict = {}   # tasks loaded in this process (a local suite or the Ray driver), by data dir
 
 
 def execute_job(job: Job, data_dir=None, store=None, proxy=None, progress=False) -> dict:
@@ -94,11 +96,11 @@ def execute_job(job: Job, data_dir=None, store=None, proxy=None, progress=False)
     t0 = time.perf_counter()
     try:
         # Load (and validate, and hash) each task's items once per process, not once per job.
-        task = _task(job, data_dir, _PROCESS_TASKS.setdefault(str(data_dir), {}))
+        task = job_task(job, data_dir)
         result = run(task, job.model, quant=job.quant, prompt=job.prompt, options=job.options_dict,
                      data_dir=data_dir, store=store, progress=progress, proxy=proxy)
     except Exception as e:  # noqa: BLE001 - keep going; the suite lists failures at the end
-        return {"ok": False, "error": _reason(e), "traceback": traceback.format_exc(limit=6),
+        return {"ok": False, "error": failure_reason(e), "traceback": traceback.format_exc(limit=6),
                 "seconds": round(time.perf_counter() - t0, 3)}
     if result.failed_all:
         return {"ok": False, "run_id": result.run_id, "computed": result.computed,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.suite.finetune_spec import is_finetune
-from harness.suite.jobs import _PROCESS_TASKS, _reason, _task
+from harness.suite.jobs import failure_reason, job_task
 from harness.suite.leaderboard import Job
 
 
@@ -63,8 +63,7 @@ def training_jobs(jobs) -> list[TrainJob]:
 def plan(train: TrainJob, data_dir=None, task_cache: dict | None = None):
     from harness.finetune.adapters import plan_adapter
 
-    cache = _PROCESS_TASKS.setdefault(str(data_dir), {}) if task_cache is None else task_cache
-    return plan_adapter(train.load_recipe(), _task(Job(task=train.task, model=""), data_dir, cache),
+    return plan_adapter(train.load_recipe(), job_task(Job(task=train.task, model=""), data_dir, task_cache),
                         adapters=train.adapters)
 
 
@@ -73,7 +72,7 @@ def training_status(train: TrainJob, *, data_dir=None, task_cache: dict | None =
     try:
         folder = plan(train, data_dir, task_cache).folder
     except Exception as e:  # noqa: BLE001 - a training that cannot even be planned is reported, not raised
-        return "unavailable", _reason(e), None
+        return "unavailable", failure_reason(e), None
     state, detail = folder.state()
     steps = folder.checkpoint_steps()
     if steps and state == "trained":
@@ -90,12 +89,12 @@ def execute_training(train: TrainJob, data_dir=None, progress=None, trainer=None
         if trainer is None:
             from harness.finetune.adapters import finetune
 
-            task = _task(Job(task=train.task, model=""), data_dir, _PROCESS_TASKS.setdefault(str(data_dir), {}))
+            task = job_task(Job(task=train.task, model=""), data_dir)
             result = finetune(train.load_recipe(), task, adapters=train.adapters, progress=progress)
         else:
             result = trainer(plan(train, data_dir), progress)
     except Exception as e:  # noqa: BLE001 - keep going; the suite lists failures at the end
-        return {"ok": False, "error": _reason(e), "traceback": traceback.format_exc(limit=6),
+        return {"ok": False, "error": failure_reason(e), "traceback": traceback.format_exc(limit=6),
                 "seconds": round(time.perf_counter() - t0, 3)}
     from harness.finetune.adapters import AdapterFolder
 
