@@ -30,6 +30,8 @@ WAYS = {  # name -> (what it is, autocast bf16?, loss)
     "completion": ("bf16 autocast + logits at the completion only", True, "completion-mask"),
     "no-mask": ("+ right-padded batch without attention mask", True, "completion"),
     "pricebench": ("+ fast LoRA dropout (what `pricebench finetune` runs)", True, "completion"),
+    # what `precision: auto` trains on a CPU without native bf16 (emulated bf16 is slower there)
+    "pricebench-fp32": ("the same in fp32 (`precision: auto` without native bf16)", False, "completion"),
 }
 SHAPES = [(576, 576), (576, 192), (576, 1536), (1536, 576), (576, 32), (32, 576)]   # SmolLM2's linears + LoRA
 
@@ -80,7 +82,7 @@ def make_model(folder, way: str):
         add_fused_lm_head(model)
     model = get_peft_model(model, LoraConfig(r=32, lora_alpha=64, lora_dropout=0.1, task_type="CAUSAL_LM",
                                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
-    if way == "pricebench":
+    if way.startswith("pricebench"):
         use_fast_dropout(model)
     model.train()
     return model

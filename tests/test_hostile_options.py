@@ -194,7 +194,8 @@ def test_url_userinfo_is_scrubbed_in_any_option():
 # the options it takes, or stored run ids would change (tests/test_run_ids_pinned.py pins a few).
 OLD_RUNTIME_OPTIONS = {"batch_size", "concurrency", "timeout", "max_retries", "device", "progress", "delay", "workers",
                        "api_key_env", "python", "linear_kernel",
-                       "prefix_cache"}   # hf, added with in-context examples: speed only, never hashed
+                       "prefix_cache",   # hf, added with in-context examples: speed only, never hashed
+                       "max_batch_tokens"}   # hf, batch by length where replies cannot change: never hashed
 BUILT_IN = ("reference", "baseline", "hf", "vllm", "openai", "anthropic")
 
 

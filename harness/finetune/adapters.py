@@ -257,8 +257,8 @@ def _train_regression(recipe, predictor, data, out_dir: Path, *, resume, callbac
         validation=data.texts_and_prices("validation"), out_dir=out_dir, lora=dict(recipe.lora),
         learning_rate=recipe.learning_rate, schedule=recipe.schedule, warmup_ratio=recipe.warmup_ratio,
         epochs=recipe.epochs, max_steps=recipe.max_steps, batch_size=recipe.batch_size, grad_accum=recipe.grad_accum,
-        max_length=recipe.max_length, seed=recipe.seed, precision=recipe.precision, eval_every=recipe.eval_every,
-        save_every=recipe.save_every, resume=resume, callbacks=list(callbacks))
+        max_length=recipe.max_length, seed=recipe.seed, precision=recipe.resolved_precision,
+        eval_every=recipe.eval_every, save_every=recipe.save_every, resume=resume, callbacks=list(callbacks))
 
 
 def _versions() -> dict:

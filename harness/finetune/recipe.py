@@ -21,7 +21,7 @@ RECIPES_DIR = Path(os.environ.get("PRICEBENCH_FINETUNES",
                                   Path(__file__).resolve().parent.parent.parent / "finetunes"))
 METHODS = ("lora", "qlora", "full")
 OBJECTIVES = ("causal_lm", "regression")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")      # auto: bf16 where the device has it natively, else fp32
 SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial",
              "inverse_sqrt")
 COMPUTE_DTYPES = ("bfloat16", "float16", "float32")
@@ -87,7 +87,19 @@ class Recipe:
             skip.add("lora")
         if self.method != "qlora":
             skip.add("qlora")
-        return {k: v for k, v in sorted(asdict(self).items()) if k not in skip}
+        ident = {k: v for k, v in sorted(asdict(self).items()) if k not in skip}
+        ident["precision"] = self.resolved_precision     # auto trains as bf16 or fp32: the weights differ
+        return ident
+
+    @property
+    def resolved_precision(self) -> str:
+        """bf16 or fp32: `auto` is bf16 where the training device multiplies bf16 natively."""
+        if self.precision != "auto":
+            return self.precision
+        from harness.finetune.train import resolve_device
+        from harness.predictors.hf.hardware import fast_precision
+
+        return fast_precision(resolve_device(self.device))
 
     def with_max_steps(self, steps: int | None) -> "Recipe":
         return self if steps is None else replace(self, max_steps=steps)

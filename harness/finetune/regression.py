@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import resource
 import time
+import warnings
 from pathlib import Path
 
 from harness import jsonio
@@ -84,18 +85,17 @@ def load_backbone(model_dir, tokenizer, **kwargs):
     return model
 
 
-def resolve_precision(precision: str) -> str:
+def resolve_precision(precision: str, device: str = "cpu") -> str:
     """bf16 where the hardware multiplies bf16 natively (CUDA with bf16, a CPU with AMX/avx512_bf16)."""
     import torch
+
+    from harness.predictors.hf.hardware import fast_precision
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "auto":
         return precision
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    flags = Path("/proc/cpuinfo").read_text(errors="replace") if Path("/proc/cpuinfo").exists() else ""
-    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"
+    return fast_precision("cuda" if torch.cuda.is_available() else device)
 
 
 class _Examples:
@@ -168,6 +168,7 @@ def train_regression(*, model_dir: Path, train: list[tuple[str, float]], validat
             "std": float(max(logs.std(), 1e-6)), "max_length": int(max_length),
             "padding_side": "right", "truncation_side": "right", "base_weights": weights_fingerprint(model_dir)}
     precision = resolve_precision(precision)
+    warnings.filterwarnings("ignore", message=".*is deprecated and will be removed in v6.*", category=FutureWarning)
     set_seed(seed)
     tokenizer = load_tokenizer(model_dir)
     # bf16: the frozen backbone is stored in bf16 (its matmuls run natively, no per-step casts),

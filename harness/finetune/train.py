@@ -106,7 +106,7 @@ def sft_config(recipe, out_dir: Path, device: str, has_validation: bool):
         learning_rate=recipe.learning_rate, lr_scheduler_type=recipe.schedule, warmup_steps=recipe.warmup_ratio,
         num_train_epochs=recipe.epochs or 1.0, max_steps=recipe.max_steps or -1, max_length=recipe.max_length,
         weight_decay=recipe.weight_decay, max_grad_norm=recipe.max_grad_norm, optim=recipe.optimizer,
-        seed=recipe.seed, data_seed=recipe.seed, bf16=recipe.precision == "bf16", fp16=False,
+        seed=recipe.seed, data_seed=recipe.seed, bf16=recipe.resolved_precision == "bf16", fp16=False,
         use_cpu=device == "cpu", activation_checkpointing=False, train_sampling_strategy="group_by_length",
         completion_only_loss=True, logging_steps=1, report_to="none", disable_tqdm=True,
         save_strategy="steps" if recipe.save_every else "no", save_steps=recipe.save_every or 500,
@@ -157,7 +157,7 @@ def make_trainer(recipe, *, source: str, data, out_dir: Path, device: str, progr
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     autocast = (lambda: torch.autocast(device.split(":")[0], dtype=torch.bfloat16)) \
-        if recipe.precision == "bf16" else contextlib.nullcontext
+        if recipe.resolved_precision == "bf16" else contextlib.nullcontext
     train, too_long = fitting(data.train, tokenizer, recipe.max_length)
     validation, too_long_validation = fitting(data.validation, tokenizer, recipe.max_length)
     if not train:

@@ -14,11 +14,13 @@ before and after fine-tuning) for any model a user names:
 - prompt style: "chat" (the tokenizer's chat template, continuing "Price is $") if the
   tokenizer has a chat template, else "base" (the course's completion prompt).
 
-Options (`-o key=value`, declared in `HFPredictor.Options`): dtype (auto|float32|bfloat16|float16),
+Options (`-o key=value`, declared in `HFPredictor.Options`): dtype (auto|fast|float32|bfloat16|float16;
+fast = the device's fastest float type, see harness/predictors/hf/hardware.py),
 compute_dtype (4-bit), max_new_tokens (6), decoding (greedy|topk-weighted), top_k (3), adapter,
 revision, trust_remote_code (false); speed only: batch_size (8), device (auto|cpu|cuda|cuda:N|mps),
 linear_kernel (auto|aten: fp32 linear layers on the CPU go through oneDNN unless aten; see
-harness/predictors/hf/onednn_linear.py), prefix_cache (auto|off: the prefix every prompt shares,
+harness/predictors/hf/onednn_linear.py), max_batch_tokens (3072: long prompts in smaller batches where
+replies do not depend on the batch), prefix_cache (auto|off: the prefix every prompt shares,
 e.g. fixed in-context shots, is computed once; see harness/predictors/hf/prefix_cache.py), progress.
 """
 from __future__ import annotations
@@ -33,6 +35,7 @@ from harness.kinds import known_kind
 from harness.predictors.hf.checks import check_batch_invariance, check_prefix
 from harness.predictors.hf.decoding import resolve_target, topk_weighted
 from harness.predictors.hf.fingerprint import weights_fingerprint
+from harness.predictors.hf.hardware import fast_dtype_name
 from harness.predictors.hf.loading import load_model
 from harness.predictors.hf.onednn_linear import KERNELS
 from harness.predictors.hf.prefix_cache import SharedPrefix
@@ -41,9 +44,13 @@ from harness.predictors.options import option, runtime
 from harness.prompts import Request
 
 DEFAULT_MAX_NEW_TOKENS = 6
+# Measured on 2 cores (docs/open-models.md, "Speed"): fp32 prefill is fastest at 1,500-5,000 padded
+# tokens a batch (zero-shot: 16 prompts of ~200; 5 nearest shots: 1-3 prompts of ~1,200).
+DEFAULT_BATCH_TOKENS = 3072
 DECODINGS = ("greedy", "topk-weighted")
-# torch's floating dtypes by name (with its aliases float, half, double); auto = bfloat16 on CUDA, else float32
-DTypeName = Literal["auto", "float32", "bfloat16", "float16", "float64", "float", "half", "double"]
+# torch's floating dtypes by name (with its aliases float, half, double); auto = bfloat16 on CUDA, else float32;
+# fast = bfloat16 where the device multiplies it natively, else float16 on a GPU, float32 on other CPUs
+DTypeName = Literal["auto", "fast", "float32", "bfloat16", "float16", "float64", "float", "half", "double"]
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?|xpu(:\d+)?)$"
 
 
@@ -54,7 +61,9 @@ class HFPredictor(Predictor):
     generates = True                 # replies are generated text (a regression head overrides: a number)
 
     class Options(Predictor.Options):
-        dtype: DTypeName = option("auto", description="weights dtype; auto = bfloat16 on CUDA, else float32")
+        dtype: DTypeName = option("auto", description="weights dtype; auto = bfloat16 on CUDA, else float32 (the "
+                                                      "exact reference); fast = bfloat16 where the device has it "
+                                                      "natively (CUDA, AMX / avx512_bf16 CPUs), else float32 on a CPU")
         compute_dtype: DTypeName = option("auto", description="4-bit compute dtype")
         max_new_tokens: int = option(DEFAULT_MAX_NEW_TOKENS, ge=1, description="greedy tokens per item")
         decoding: Literal[DECODINGS] = option("greedy", description="topk-weighted: the course's decoding "
@@ -68,6 +77,9 @@ class HFPredictor(Predictor):
         linear_kernel: Literal[KERNELS] = runtime("auto", description="aten: skip the oneDNN fp32 linear layers")
         prefix_cache: Literal["auto", "off"] = runtime("auto", description="compute a prefix all prompts share once "
                                                                            "(replies checked equal on the first batch)")
+        max_batch_tokens: int = runtime(DEFAULT_BATCH_TOKENS, ge=0, description=(
+            "batch-invariant runs (fp32 on the CPU): at most this many padded prompt tokens per batch, so "
+            "long prompts (in-context examples) go in smaller batches; 0 = batch_size alone"))
 
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
@@ -126,6 +138,8 @@ class HFPredictor(Predictor):
         name = getattr(self.options, key)
         if name == "auto":
             name = "bfloat16" if self.device.startswith("cuda") else "float32"
+        elif name == "fast":
+            name = fast_dtype_name(self.device)
         return getattr(torch, name)
 
     def identity(self, task) -> dict:
@@ -235,9 +249,20 @@ class HFPredictor(Predictor):
             if self.options.prefix_cache == "auto" and self.decoding == "greedy" and self.generates else None
         if prefix is not None:
             prefix = check_prefix(self, prefix, style, [texts[id(r)] for r in ordered])
-        for start in range(0, len(ordered), self.batch_size):
-            batch = ordered[start:start + self.batch_size]
+        for batch in self._batches(ordered, [len(ids[id(r)]) for r in ordered]):
             yield from zip(batch, self._generate([texts[id(r)] for r in batch], style, prefix))
+
+    def _batches(self, ordered: list, lengths: list[int]) -> Iterator[list]:
+        """Batches of `batch_size` in order; where replies do not depend on the batch (checked at load),
+        also at most `max_batch_tokens` padded tokens (the longest prompt's length times the rows)."""
+        budget = self.options.max_batch_tokens if self.assumes_batch_invariance and self.batch_size > 1 else 0
+        start = 0
+        while start < len(ordered):
+            size = self.batch_size
+            if budget:
+                size = max(1, min(size, budget // max(lengths[start], 1)))   # longest first: row 0 is the longest
+            yield ordered[start:start + size]
+            start += size
 
     def predict_batch(self, requests: list[Request]) -> list[Reply]:
         return self._generate([self.render(r) for r in requests], requests[0].style if requests else "base")
