@@ -3,6 +3,8 @@ own predictions contradict is refused, a report marks such a stored run instead 
 that does not exist is an error, and a missing input file is one line naming the path as typed (exit 2)."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from pathlib import Path
@@ -87,4 +89,45 @@ def test_forged_figures_are_refused_at_import_and_nothing_is_written(runs, tmp_p
         files[f"runs/{rid}/metrics.json"], mae=noise)})
     code, out, err = cli(capsys, "--store", target, "import", fine)
     assert code == 0 and f"run {rid} (complete): added" in out, err
+
+
+BOARD = """name: trust
+tasks: [amazon8]
+references:
+  amazon8: [human, gpt-4o-mini]
+"""
+
+
+def _csv_models(out: Path) -> set[str]:
+    return {row["model"] for row in csv.DictReader(io.StringIO((out / "leaderboard.csv").read_text(encoding="utf-8")))}
+
+
+def test_a_report_recomputes_each_run_and_marks_one_its_predictions_contradict(runs, data_dir, tmp_path, capsys):
+    store, rid, gpt = runs
+    board = tmp_path / "trust.yaml"
+    board.write_text(BOARD, encoding="utf-8")
+    genuine, forged = tmp_path / "genuine", tmp_path / "forged"
+    shutil.copytree(store / rid, genuine / rid)
+    shutil.copytree(store / gpt, forged / gpt)
+    metrics = json.loads((forged / gpt / "metrics.json").read_text())
+    (forged / gpt / "metrics.json").write_text(json.dumps({**metrics, "mae": 12.34}))      # a better MAE, typed in
+    for args in ((board,), ()):                       # the leaderboard, and the store-wide report
+        out = tmp_path / f"r{len(args)}"
+        code, _, err = cli(capsys, "--data-dir", data_dir, "report", *args, "--store", genuine, "--store", forged,
+                           "--out", out)
+        assert code == 0, err
+        assert _csv_models(out) == {"reference:human"}            # the forged run is not ranked
+        html = (out / "index.html").read_text(encoding="utf-8")
+        assert "$12.34" not in html and "12.34" not in (out / "leaderboard.csv").read_text(encoding="utf-8")
+        assert "damaged" in html and f"{gpt}" in html and "field &#39;mae&#39;: says 12.34, but its predictions " \
+            f"give {metrics['mae']:.10g}" in html
+    # a record's score edited (its metrics left alone): the same
+    lines = (forged / gpt / "predictions.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    (forged / gpt / "metrics.json").write_text(json.dumps(metrics))
+    first = json.loads(lines[0])
+    lines[0] = json.dumps({**first, "colour": "green" if first["colour"] != "green" else "red"}) + "\n"
+    (forged / gpt / "predictions.jsonl").write_text("".join(lines), encoding="utf-8")
+    code, _, err = cli(capsys, "--data-dir", data_dir, "report", "--store", forged, "--out", tmp_path / "r")
+    assert code == 0 and _csv_models(tmp_path / "r") == set(), err
+    assert f"item {first['id']}: says" in (tmp_path / "r" / "index.html").read_text(encoding="utf-8")
 
