@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests._hostile import assert_one_line_error, cli, snapshot
+from tests.conftest import REPO
 from tests.test_bundles import _bundle, _run_files
 
 HUMAN = ("run", "--task", "amazon8", "--model", "reference:human")
@@ -130,4 +131,45 @@ def test_a_report_recomputes_each_run_and_marks_one_its_predictions_contradict(r
     code, _, err = cli(capsys, "--data-dir", data_dir, "report", "--store", forged, "--out", tmp_path / "r")
     assert code == 0 and _csv_models(tmp_path / "r") == set(), err
     assert f"item {first['id']}: says" in (tmp_path / "r" / "index.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("verb", ["report", "report-board", "show", "compare", "verify", "export-runs",
+                                  "export-runs-board", "export-eee", "export-eee-board", "two-stores", "env"])
+def test_a_store_to_read_that_does_not_exist_is_an_error(verb, runs, data_dir, tmp_path, capsys, monkeypatch):
+    store, rid, _ = runs
+    monkeypatch.chdir(tmp_path)
+    Path("board.yaml").write_text(BOARD, encoding="utf-8")
+    argv = {"report": ["report"], "report-board": ["report", "board.yaml"], "show": ["show", rid],
+            "compare": ["compare", rid, rid], "verify": ["verify", rid],
+            "export-runs": ["export-runs", rid, "b.tar.gz"],
+            "export-runs-board": ["export-runs", "board.yaml", "b.tar.gz"], "export-eee": ["export-eee", rid, "eee"],
+            "export-eee-board": ["export-eee", "board.yaml", "eee"], "two-stores": ["report", "--store", str(store)],
+            "env": ["report"]}[verb]
+    stores = ["--store", "missing-dir/"]
+    if verb == "env":
+        monkeypatch.setenv("PRICEBENCH_STORE", "missing-dir/")
+        stores = []
+    code, _, err = cli(capsys, "--data-dir", data_dir, *stores, *argv)
+    field = "PRICEBENCH_STORE" if verb == "env" else "--store"
+    assert_one_line_error(code, err, f"missing-dir/: field '{field}': no such run store", exit_code=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["board.yaml"]       # no report, bundle or export
+
+
+def test_writing_verbs_still_create_their_store(runs, data_dir, tmp_path, capsys, monkeypatch):
+    store, rid, _ = runs
+    monkeypatch.chdir(tmp_path)
+    Path("board.yaml").write_text(BOARD, encoding="utf-8")
+    assert cli(capsys, "--data-dir", data_dir, "--store", "dry", "suite", "board.yaml", "--dry-run")[0] == 0
+    assert not Path("dry").exists()                   # a plan for a new store: everything to run
+    assert cli(capsys, "--data-dir", data_dir, "--store", "a", *HUMAN)[0] == 0
+    assert cli(capsys, "--store", store, "export-runs", rid, "b.tar.gz")[0] == 0
+    code, out, _ = cli(capsys, "--store", "b", "import", "b.tar.gz")
+    assert code == 0 and (tmp_path / "a" / rid / "metrics.json").exists() and (tmp_path / "b" / rid).is_dir()
+    code, _, err = cli(capsys, "--data-dir", data_dir, "report", "board.yaml", "--out", "r")   # ./runs: nothing ran yet
+    assert code == 0, err
+    text = (REPO / "tasks" / "amazon8.yaml").read_text(encoding="utf-8")      # a task of published figures only
+    Path("hubonly.yaml").write_text(text[:text.index("  local:")] + text[text.index("  hub:"):], encoding="utf-8")
+    Path("pub.yaml").write_text("name: pub\ntasks: [hubonly.yaml]\nreferences:\n  hubonly: [human]\n", encoding="utf-8")
+    code, _, err = cli(capsys, "--store", "fresh", "suite", "pub.yaml", "--out", "p")    # no job writes a run
+    assert code == 0 and "$126.55" in Path("p/index.html").read_text(encoding="utf-8"), err
 

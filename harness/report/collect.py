@@ -23,7 +23,7 @@ import pandas as pd
 from harness.kinds import reference_group
 from harness.recheck import Recheck
 from harness.report.names import name_problem
-from harness.report.stores import job_status_across, runs_across, store_list
+from harness.report.stores import job_status_across, readable_stores, runs_across
 from harness.results import RunResult, published_result
 from harness.scoring import METRICS
 from harness.store import Inspection
@@ -261,7 +261,7 @@ def split_unrankable(entries: list[Entry]) -> tuple[list[Entry], list[Missing]]:
 
 def entries_from_leaderboard(board, *, data_dir=None, store=None) -> tuple[list[Entry], list[Missing]]:
     """Each job of a leaderboard resolved against the store (or stores: report/stores.py); nothing is run."""
-    entries, missing, cache, seen, stores, check, where = [], [], {}, set(), store_list(store), Recheck(), {}
+    entries, missing, cache, seen, stores, check, where = [], [], {}, set(), readable_stores(store), Recheck(), {}
     for job in board.jobs:
         status = job_status_across(job, stores, data_dir=data_dir, task_cache=cache)
         task = cache[job.task].name if job.task in cache else job.task_name
@@ -307,7 +307,7 @@ def entries_from_store(store=None) -> tuple[list[Entry], list[Missing]]:
     """Every run folder of a store (or of several: report/stores.py): complete runs ranked, every
     other folder marked (never ranked)."""
     entries, missing, check, where = [], [], Recheck(), {}
-    for rid, seen, conflict in runs_across(store_list(store)):
+    for rid, seen, conflict in runs_across(readable_stores(store)):
         row = from_inspection(seen)
         if conflict is not None:
             row = Missing(row.task, _describe(seen), "conflict", conflict.reason, rid)
