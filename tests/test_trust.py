@@ -173,3 +173,23 @@ def test_writing_verbs_still_create_their_store(runs, data_dir, tmp_path, capsys
     code, _, err = cli(capsys, "--store", "fresh", "suite", "pub.yaml", "--out", "p")    # no job writes a run
     assert code == 0 and "$126.55" in Path("p/index.html").read_text(encoding="utf-8"), err
 
+
+@pytest.mark.parametrize("argv, kind", [
+    (["import", "{}.tar.gz"], "bundle"),
+    (["report", "{}.yaml"], "leaderboard"),
+    (["suite", "{}.yaml"], "leaderboard"),
+    (["run", "--task", "{}.yaml", "--model", "reference:human"], "task"),
+    (["export-lm-eval", "{}.yaml", "out/"], "task"),
+    (["finetune", "{}.yaml"], "recipe"),
+    (["export-runs", "{}.yaml", "b.tar.gz"], "leaderboard"),
+    (["export-eee", "{}.yaml", "eee/"], "leaderboard"),
+])
+def test_a_missing_input_file_is_one_line_naming_the_path_as_typed(argv, kind, data_dir, tmp_path, capsys,
+                                                                     monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    typed = "./nowhere/NOFILE"
+    argv = [a.format(typed) for a in argv]
+    code, _, err = cli(capsys, "--data-dir", data_dir, "--store", "runs", *argv)
+    path = next(a for a in argv if a.startswith(typed))
+    assert_one_line_error(code, err, f"error: {path}: field '{kind}': {kind} file not found", exit_code=2)
+    assert list(tmp_path.iterdir()) == []             # nothing written: no store, no output folder

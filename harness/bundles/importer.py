@@ -94,6 +94,8 @@ def _write_as_is(folder: RunFolder, files: dict) -> None:
 
 def import_bundle(path, *, store=None, echo=None) -> Imported:
     """Merge the bundle at `path` into `store`; nothing is written unless every run can be."""
+    if not Path(path).exists():
+        raise InputError("bundle file not found", path=path, field="bundle")
     path, store = Path(path), RunStore(store)
     files = _bundle_files(path)
 
