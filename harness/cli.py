@@ -176,8 +176,10 @@ def cmd_suite(args) -> int:
           f"{result.computed} items predicted")
     if not args.no_report:
         from harness.report import report_for_leaderboard
+        from harness.store import RunStore
         from harness.suite import board_with_checkpoints
 
+        RunStore(args.store).root.mkdir(parents=True, exist_ok=True)    # the suite's store, even if no job wrote
         index = report_for_leaderboard(board_with_checkpoints(board, data_dir=args.data_dir), out_dir=args.out,
                                        data_dir=args.data_dir, store=args.store)
         print(f"report: {index}")

@@ -217,8 +217,6 @@ def export_eee(sources: list[str], out_dir, *, data_dir=None, store=None) -> Exp
     if boards:
         from harness.suite import board_with_checkpoints, load_leaderboard
 
-        if not Path(boards[0]).is_file():
-            raise InputError("leaderboard file not found", path=boards[0], field="leaderboard")
         board = board_with_checkpoints(load_leaderboard(boards[0]), data_dir=data_dir)
         rows, skipped = rows_for_leaderboard(board, data_dir=data_dir, store=store)
         refs = {Path(t).stem if t.endswith((".yaml", ".yml")) else t: t for t in board.tasks}

@@ -6,6 +6,7 @@ published figure, used by runs, suites and reports alike.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,10 +68,33 @@ class RunResult:
         return text
 
 
-def run_metrics(df: pd.DataFrame) -> dict:
-    m = metrics(df)
+def run_metrics(df: pd.DataFrame, mae_ci: tuple[float, float] | None = None) -> dict:
+    """metrics.json of a run: the course's metrics of its per-item frame, and its failed requests."""
+    m = metrics(df, mae_ci)
     m["failed"] = int(df["failure"].notna().sum())
     return m
+
+
+def _seconds(session, key: str) -> float:
+    """A session's timing (0 where a hand-edited or imported manifest holds none, or no finite number)."""
+    value = session.get(key, 0) if isinstance(session, dict) else 0
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else 0
+
+
+def finished_fields(manifest: dict, records: list[dict], m: dict) -> dict:
+    """What a finished run's manifest derives from its records, metrics `m` and sessions: status,
+    usage, cost and timings (runner.finished writes them; harness/recheck.py checks an imported run's)."""
+    usage: dict = {}
+    for record in records:
+        spent = record.get("usage")
+        for key, value in (spent.items() if isinstance(spent, dict) else ()):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                usage[key] = usage.get(key, 0) + value
+    status = "failed" if m["failed"] >= m["n"] else "complete-with-failures" if m["failed"] else "complete"
+    sessions = manifest.get("sessions") or []
+    timings = {key: round(sum(_seconds(s, key) for s in sessions), 3) for key in ("prepare_s", "predict_s")}
+    timings["items_per_s"] = round(len(records) / max(timings["predict_s"], 1e-9), 3)
+    return {"status": status, "usage": usage, "cost_usd": round(usage.get("cost_usd", 0.0), 6), "timings": timings}
 
 
 def records_frame(records: list[dict]) -> pd.DataFrame:

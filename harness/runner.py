@@ -22,7 +22,8 @@ from harness.prompts import build_requests
 from harness.scoring import (BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, MAX_GUESS, SCORING_VERSION, parse_price,
                              score_item)
 from harness.retrieval.config import check_reader, task_for
-from harness.results import RunResult, published_result, records_frame, result_from, run_metrics
+from harness.results import (RunResult, finished_fields, published_result, records_frame, result_from,
+                             run_metrics)
 from harness.store import Inspection, RunFolder, RunStore, run_id
 from harness.tasks import Task, load_task
 
@@ -277,12 +278,6 @@ def _described(predictor, manifest: dict) -> dict:
             "info": {**manifest.get("info", {}), **predictor.run_info()}}
 
 
-def _seconds(session, key: str) -> float:
-    """A session's timing (0 where a hand-edited or imported manifest holds none, or no finite number)."""
-    value = session.get(key, 0) if isinstance(session, dict) else 0
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else 0
-
-
 def finished(manifest: dict, records: list[dict]) -> tuple:
     """Score a run's records (every item, in item order) and mark its manifest finished: status,
     usage, cost and timings over all its sessions; returns (metrics, the per-item DataFrame).
@@ -290,17 +285,8 @@ def finished(manifest: dict, records: list[dict]) -> tuple:
     merging imported items (harness.runmerge)."""
     df = records_frame(records)
     m = run_metrics(df)
-    usage: dict = {}
-    for record in records:
-        spent = record.get("usage")
-        for key, value in (spent.items() if isinstance(spent, dict) else ()):
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                usage[key] = usage.get(key, 0) + value
-    status = "failed" if m["failed"] >= m["n"] else "complete-with-failures" if m["failed"] else "complete"
-    manifest.update(status=status, updated=_now(), usage=usage, cost_usd=round(usage.get("cost_usd", 0.0), 6))
-    manifest["timings"] = {key: round(sum(_seconds(s, key) for s in manifest.get("sessions") or []), 3)
-                           for key in ("prepare_s", "predict_s")}
-    manifest["timings"]["items_per_s"] = round(len(records) / max(manifest["timings"]["predict_s"], 1e-9), 3)
+    derived = finished_fields(manifest, records, m)
+    manifest.update(status=derived.pop("status"), updated=_now(), **derived)
     return m, df
 
 

@@ -135,12 +135,18 @@ def score_item(guess: float, truth: float) -> dict:
 
 def bootstrap_ci(values, *, samples=BOOTSTRAP_SAMPLES, seed=BOOTSTRAP_SEED, level=0.95) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean (fixed seed: the same data gives the same CI)."""
-    values = np.asarray(values, dtype=float)
-    if len(values) == 0:
-        return (float("nan"), float("nan"))
-    means = _resampled_means(values[None, :], samples, seed)[0]
-    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(lo), float(hi)
+    return bootstrap_cis([values], samples=samples, seed=seed, level=level)[0]
+
+
+def bootstrap_cis(rows, *, samples=BOOTSTRAP_SAMPLES, seed=BOOTSTRAP_SEED, level=0.95) -> list[tuple[float, float]]:
+    """bootstrap_ci of each row (rows of one length), in one pass: a report that recomputes the
+    metrics of 50 runs pays for the shared draws once (harness/recheck.py)."""
+    values = np.asarray(rows, dtype=float)
+    if values.shape[1] == 0:
+        return [(float("nan"), float("nan"))] * len(values)
+    means = _resampled_means(values, samples, seed)
+    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2], axis=1)
+    return [(float(a), float(b)) for a, b in zip(lo, hi)]
 
 
 def _resampled_means(values: np.ndarray, samples: int, seed: int) -> np.ndarray:
@@ -195,11 +201,12 @@ def normal_ci(values, level_z: float = 1.96) -> tuple[float, float]:
     return float(v.mean() - half), float(v.mean() + half)
 
 
-def metrics(df: pd.DataFrame) -> dict:
-    """Run-level metrics from a per-item frame with columns truth, guess, error, sle, colour, parsed."""
+def metrics(df: pd.DataFrame, mae_ci: tuple[float, float] | None = None) -> dict:
+    """Run-level metrics from a per-item frame with columns truth, guess, error, sle, colour, parsed
+    (`mae_ci`: the bootstrap CI of its errors, when already computed with bootstrap_cis)."""
     n = len(df)
     colours = df["colour"].value_counts()
-    lo, hi = bootstrap_ci(df["error"].to_numpy())
+    lo, hi = mae_ci if mae_ci is not None else bootstrap_ci(df["error"].to_numpy())
     failures = int((~df["parsed"]).sum())
     return {
         "n": n,

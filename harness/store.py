@@ -244,10 +244,23 @@ class RunStore:
 
     def __init__(self, root=None):
         self.root = Path(root) if root is not None else default_store_dir()
+        env = os.environ.get("PRICEBENCH_STORE")     # the store as the user named it; None: the implicit ./runs
+        self.named = (str(root), "--store") if root is not None else (env, "PRICEBENCH_STORE") if env else None
 
     def _check_root(self) -> None:
         if self.root.exists() and not self.root.is_dir():
             raise InputError("is not a folder (choose another --store)", path=self.root, field="--store")
+
+    def check_readable(self) -> "RunStore":
+        """A store to read (report, show, export...) that the user named must exist: a mistyped path is
+        an error, never an empty store. Writing verbs (run, suite, import) create theirs; the implicit
+        ./runs may be absent (nothing has run yet: a leaderboard's report shows every job to run)."""
+        self._check_root()
+        if self.named and not self.root.exists():
+            given, field = self.named
+            raise InputError("no such run store (a store to read must exist; `pricebench run`, `suite` or "
+                             "`import` create one)", path=given, field=field)
+        return self
 
     def folder(self, rid: str) -> RunFolder:
         if not RUN_ID.fullmatch(rid):
@@ -262,7 +275,7 @@ class RunStore:
         """A run folder by id or unique id prefix (hex digits only: never a path)."""
         if not RUN_ID_PREFIX.fullmatch(prefix or ""):
             raise InputError(f"not a run id or prefix: {prefix!r} (16 hex digits, or their start)", field="run")
-        self._check_root()
+        self.check_readable()
         matches = [f for f in self.folders() if f.run_id.startswith(prefix)
                    and any((f.path / name).exists() for name in (MANIFEST, PREDICTIONS, METRICS))]
         if len(matches) != 1:

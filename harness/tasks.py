@@ -214,7 +214,7 @@ def load_task(name_or_path, data_dir=None, eval_slice: str | None = None, tasks_
     path = Path(str(name_or_path))
     if path.suffix in (".yaml", ".yml"):
         if not path.exists():
-            raise InputError("task file not found", path=path, field="task")
+            raise InputError("task file not found", path=name_or_path, field="task")
     else:
         # a registry name, never a path: `../../x` is looked up among the known names only
         files = task_files(tasks_dir)

@@ -37,6 +37,7 @@ def _leaderboard_runs(path: str, store: RunStore, data_dir, skipped: list[str]) 
     from harness.suite import board_with_checkpoints, job_status, load_leaderboard
 
     board, cache, folders = board_with_checkpoints(load_leaderboard(path), data_dir=data_dir), {}, []
+    store.check_readable()              # a store named but absent is an error, never "nothing to export"
     for job in board.jobs:
         status = job_status(job, data_dir=data_dir, store=store.root, task_cache=cache)
         if status.state in ("cached", "failed", "partial", "damaged"):

@@ -1,7 +1,8 @@
 """`pricebench import FILE`: merge a run bundle into a store, all or nothing.
 
 1. Read and check the whole bundle (archive.read_bundle, runs.run_from_files): any problem stops
-   the import before anything is written.
+   the import before anything is written, and so does a run whose figures (metrics, scores, a finished
+   manifest's cost, status and timings) its own predictions contradict (harness/recheck.py).
 2. Plan every run against the store (runmerge.merge): a conflict (the same run id with another
    identity or another reply for an item), a damaged run folder or a run folder that is a link
    stops the import before anything is written.
@@ -93,6 +94,8 @@ def _write_as_is(folder: RunFolder, files: dict) -> None:
 
 def import_bundle(path, *, store=None, echo=None) -> Imported:
     """Merge the bundle at `path` into `store`; nothing is written unless every run can be."""
+    if not Path(path).exists():
+        raise InputError("bundle file not found", path=path, field="bundle")
     path, store = Path(path), RunStore(store)
     files = _bundle_files(path)
 

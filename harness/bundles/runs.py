@@ -4,7 +4,10 @@ A bundle carries whole runs, so its files are held to a stricter standard than a
 disk (which may be repaired): every line readable (the store's own parser), no line cut short,
 a manifest whose identity hashes to the run id (the id names what was run) and whose task, model,
 quantization and prompt style are the identity's, every record an item of the run, and for a
-finished run a metrics.json whose item count matches. The same check runs on export (what is
+finished run a metrics.json whose item count matches. Then what the run asserts is recomputed, never
+trusted (harness/recheck.py): each record's score from its guess and truth, every metric from the
+records, and a finished manifest's status, usage, cost and timings; a run that states any of them
+otherwise is refused, naming the run, the file and the field. The same check runs on export (what is
 written can be imported) and on import. A bundle is whole and consistent after these checks, not
 proven true: `pricebench verify RUN` recomputes a sample of a run's replies.
 """
@@ -14,6 +17,7 @@ from pathlib import Path
 
 from harness.errors import InputError
 from harness.jsonio import loads
+from harness.recheck import disagreement
 from harness.store import METRICS, MANIFEST, PREDICTIONS, Inspection, metrics_problem, parse_predictions, run_id
 
 
@@ -83,4 +87,8 @@ def run_from_files(rid: str, files: dict, where: str) -> Inspection:
         if not (metrics["n"] == len(records) == len(wanted)):
             raise InputError(f"says {metrics['n']} items, predictions.jsonl holds {len(records)} of the run's "
                              f"{len(wanted)}", path=at, field="n")
-    return Inspection(Path(rid), "complete" if metrics is not None else "partial", manifest, metrics, records)
+    run = Inspection(Path(rid), "complete" if metrics is not None else "partial", manifest, metrics, records)
+    wrong = disagreement(run, manifests=True)
+    if wrong is not None:
+        raise InputError(f"run {rid}: {wrong.reason}", path=f"{where}/{wrong.file}", field=wrong.field)
+    return run

@@ -122,7 +122,7 @@ def load_recipe(name_or_path, folder=None) -> Recipe:
     if text.endswith((".yaml", ".yml")):
         path = Path(text).expanduser()
         if not path.is_file():
-            raise InputError("recipe file not found", path=path, field="recipe")
+            raise InputError("recipe file not found", path=text, field="recipe")
     else:
         files = recipe_files(folder)
         if text not in files:

@@ -3,7 +3,9 @@
 Runs are read only through the store's own reader (`RunFolder.inspect`), which never modifies
 a folder and never raises on damage. A complete run becomes an `Entry` (ranked); a failed
 (every request failed), partial, damaged or empty folder becomes a `Missing` row that says
-so, naming the file and line: one bad folder never stops a report. Published figures come
+so, naming the file and line: one bad folder never stops a report. A complete run's figures are
+recomputed from its own predictions (harness/recheck.py, all runs in one pass): one whose metrics.json
+or scores say otherwise is marked damaged, never shown with the false figure. Published figures come
 from `results.published_result`, the one constructor of a published row.
 
 `displayed_fields(entry)` derives, once, every figure a row shows: the HTML pages and
@@ -19,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from harness.kinds import reference_group
+from harness.recheck import Recheck
 from harness.report.names import name_problem
-from harness.report.stores import job_status_across, runs_across, store_list
+from harness.report.stores import job_status_across, readable_stores, runs_across
 from harness.results import RunResult, published_result
 from harness.scoring import METRICS
 from harness.store import Inspection
@@ -258,7 +261,7 @@ def split_unrankable(entries: list[Entry]) -> tuple[list[Entry], list[Missing]]:
 
 def entries_from_leaderboard(board, *, data_dir=None, store=None) -> tuple[list[Entry], list[Missing]]:
     """Each job of a leaderboard resolved against the store (or stores: report/stores.py); nothing is run."""
-    entries, missing, cache, seen, stores = [], [], {}, set(), store_list(store)
+    entries, missing, cache, seen, stores, check, where = [], [], {}, set(), readable_stores(store), Recheck(), {}
     for job in board.jobs:
         status = job_status_across(job, stores, data_dir=data_dir, task_cache=cache)
         task = cache[job.task].name if job.task in cache else job.task_name
@@ -272,13 +275,16 @@ def entries_from_leaderboard(board, *, data_dir=None, store=None) -> tuple[list[
                 missing.append(row)
             else:
                 entries.append(row)
+                check.add(row.run_id, status.inspection)
+                where[row.run_id] = (status.inspection.folder, job.describe())
         elif status.state == "published":
             entries.append(entry_from_result(published_result(task, job.model, status.published_row), task))
         else:
             missing.append(Missing(task, job.describe(), status.state, status.detail, status.run_id))
+    entries, contradicted = _contradicted(entries, check, where)
     entries += _published_only(board, cache)
     entries, unrankable = split_unrankable(entries)
-    return entries, missing + unrankable
+    return entries, missing + contradicted + unrankable
 
 
 def _published_only(board, tasks: dict) -> list[Entry]:
@@ -300,11 +306,24 @@ def _published_only(board, tasks: dict) -> list[Entry]:
 def entries_from_store(store=None) -> tuple[list[Entry], list[Missing]]:
     """Every run folder of a store (or of several: report/stores.py): complete runs ranked, every
     other folder marked (never ranked)."""
-    entries, missing = [], []
-    for rid, seen, conflict in runs_across(store_list(store)):
+    entries, missing, check, where = [], [], Recheck(), {}
+    for rid, seen, conflict in runs_across(readable_stores(store)):
         row = from_inspection(seen)
         if conflict is not None:
             row = Missing(row.task, _describe(seen), "conflict", conflict.reason, rid)
         (missing if isinstance(row, Missing) else entries).append(row)
+        if isinstance(row, Entry):
+            check.add(rid, seen)
+            where[rid] = (seen.folder, _describe(seen))
+    entries, contradicted = _contradicted(entries, check, where)
     entries, unrankable = split_unrankable(entries)
-    return entries, missing + unrankable
+    return entries, missing + contradicted + unrankable
+
+
+def _contradicted(entries: list[Entry], check: Recheck, where: dict) -> tuple[list[Entry], list[Missing]]:
+    """Ranked runs whose stored metrics.json or predictions their own predictions contradict
+    (harness/recheck.py: recomputed together): shown damaged, never with the false figure."""
+    wrong = check.results()
+    marked = [Missing(e.task, where[e.run_id][1], "damaged", wrong[e.run_id].describe(where[e.run_id][0]), e.run_id)
+              for e in entries if e.run_id in wrong]
+    return [e for e in entries if e.run_id not in wrong], marked

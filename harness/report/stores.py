@@ -20,6 +20,14 @@ def store_list(store) -> list:
     return [store]
 
 
+def readable_stores(store) -> list:
+    """store_list, each store the user named checked to exist (store.RunStore.check_readable)."""
+    stores = store_list(store)
+    for each in stores:
+        RunStore(each).check_readable()
+    return stores
+
+
 def job_status_across(job, stores: list, *, data_dir=None, task_cache=None):
     """Where a leaderboard job stands over all stores (a suite.JobStatus; state 'conflict' when two
     stores hold different contents under its run id)."""

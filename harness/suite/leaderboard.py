@@ -15,6 +15,7 @@ from harness.predictors.base import QUANTS
 from harness.prompts import STYLES
 from harness.suite.finetune_spec import checkpoints as checkpoints_of
 from harness.suite.finetune_spec import is_finetune, resolve_finetune
+from harness.errors import InputError
 from harness.yamlspec import Spec, check_keys, check_name, did_you_mean, load_spec
 
 SHOT_KEYS = ("shots", "shot_selector", "retriever", "shot_seed", "shot_format")   # in-context axes
@@ -141,6 +142,8 @@ def _resources(spec: Spec, node, *keys) -> tuple:
 
 def load_leaderboard(path) -> Leaderboard:
     """Read and validate a leaderboard spec; errors name the file, line and field."""
+    if not Path(path).exists():
+        raise InputError("leaderboard file not found", path=path, field="leaderboard")
     spec = load_spec(path)
     _check_unknown(spec, spec, TOP_KEYS)
     name = check_name(spec, "name")  # it names the report folder
@@ -218,7 +221,6 @@ def _in_context_axes(spec: Spec, entry: dict, n: int) -> list[tuple]:
     """The entry's in-context axes (shots x shot_selector x retriever x ...) as distinct settings:
     a combination that does not apply (a retriever for random shots, anything for 0 shots) folds
     into the one it means, so `shots: [0, 5]` x `retriever: [tfidf, bm25]` is 3 jobs, not 4."""
-    from harness.errors import InputError
     from harness.retrieval.config import applicable, merge
 
     given = [key for key in SHOT_KEYS if key in entry]
