@@ -19,14 +19,15 @@ import numpy as np
 import pandas as pd
 
 from harness.kinds import reference_group
+from harness.report.categories import with_categories
 from harness.report.names import name_problem
 from harness.report.stores import job_status_across, runs_across, store_list
 from harness.results import RunResult, published_result
 from harness.scoring import METRICS
 from harness.store import Inspection
 
-ITEM_COLUMNS = ("id", "title", "raw", "guess", "truth", "error", "colour", "parsed")
-TEXT_COLUMNS = ("id", "title", "raw", "colour")
+ITEM_COLUMNS = ("id", "title", "category", "raw", "guess", "truth", "error", "colour", "parsed")
+TEXT_COLUMNS = ("id", "title", "category", "raw", "colour")
 UNRANKED_STATES = ("failed", "damaged", "partial", "empty")    # store states shown, never ranked
 # (and "conflict": two stores hold different contents under one run id, report/stores.py)
 
@@ -271,7 +272,7 @@ def entries_from_leaderboard(board, *, data_dir=None, store=None) -> tuple[list[
                 row.description = job.describe()
                 missing.append(row)
             else:
-                entries.append(row)
+                entries.append(with_categories(row, cache.get(job.task)))
         elif status.state == "published":
             entries.append(entry_from_result(published_result(task, job.model, status.published_row), task))
         else:
