@@ -134,7 +134,8 @@ def test_run_page_and_groups_page_show_the_tables(runs, data_dir, tmp_path):
     run_page = (index.parent / "runs" / f"{folders['reference:human'].name}.html").read_text("utf-8")
     for by in ("category", "band"):
         heading = "Category" if by == "category" else "Price band"
-        table = re.search(rf'<table class="small groups" data-grouping="{heading}">(.*?)</table>', run_page, re.S).group(1)
+        found = re.search(rf'<table class="small groups" data-grouping="{heading}">(.*?)</table>', run_page, re.S)
+        table = found.group(1)
         for group, row in expected(human, by).iterrows():
             assert re.search(rf"<bdi>{re.escape(str(group))}</bdi></td><td class=\"num\">{int(row.n):,}</td>"
                              rf"<td class=\"num\">\${row.mae:,.2f}</td>", table), group
