@@ -3,7 +3,8 @@
 The runs are synthesised from the real amazon8 items (all 2,000) by a seeded noise model and
 written through the real store (harness.run with a synthetic predictor), so the report reads
 exactly what it reads for real runs. Building the store is not timed; the report build is
-(collect from the store + ranking with paired bootstraps + rendering every page).
+(collect from the store + ranking with paired bootstraps + grouped metrics by category and price band
+with their CIs and per-group paired tests + rendering every page, groups.html included).
 
     python benchmarks/report_build.py [--runs 50] [--items 2000] [--repeat 3] [--work DIR]
 Wrap timed runs in `flock /tmp/pricebench-bench.lock ...` on a shared machine.

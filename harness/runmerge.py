@@ -22,6 +22,8 @@ from harness.errors import InputError
 from harness.store import Inspection
 
 TIMING_FIELDS = frozenset({"latency_s"})       # per-record fields two agreeing copies may differ in
+# fields a record written before they existed lacks: absent in one copy is no conflict, different values are
+ADDED_FIELDS = frozenset({"category"})
 DESCRIBING = ("label", "kind", "versions", "hardware", "info")   # what a partial manifest may lack
 _ABSENT = object()
 
@@ -35,7 +37,8 @@ def record_difference(a: dict, b: dict) -> str | None:
     if a == b:
         return None
     for key in sorted((set(a) | set(b)) - TIMING_FIELDS):
-        if a.get(key, _ABSENT) != b.get(key, _ABSENT):
+        mine, theirs = a.get(key, _ABSENT), b.get(key, _ABSENT)
+        if mine != theirs and not (key in ADDED_FIELDS and _ABSENT in (mine, theirs)):
             return key
     return None
 

@@ -63,7 +63,8 @@ def make_record(request, reply) -> dict:
     if price is not None and not (math.isfinite(price) and abs(price) <= MAX_GUESS):
         price = None                                  # a regressor's or decoder's absurd number: a failure
     guess = price if price is not None else 0.0      # the course: no number = a guess of 0
-    record = {"id": request.item.id, "title": request.item.title, "prompt_hash": request.prompt_hash, "raw": reply.raw,
+    record = {"id": request.item.id, "title": request.item.title, "category": request.item.category,
+              "prompt_hash": request.prompt_hash, "raw": reply.raw,
               "price": price, "guess": guess, "truth": truth, **score_item(guess, truth), "parsed": price is not None,
               "failure": reply.error, "usage": reply.usage or {}, "latency_s": reply.latency_s}
     if request.shots:                                 # the in-context examples it was shown, by id

@@ -243,6 +243,7 @@ def test_out_that_is_ours_or_empty_is_replaced(start, store, tmp_path, capsys):
             (out / MARKER).unlink()
             (out / "timings.csv").unlink()          # reports from before the marker had none
             (out / "selection.html").unlink()       # nor a base-model selection page
+            (out / "groups.html").unlink()          # nor a by-category page
     code, stdout, err = report(capsys, store, out)
     assert code == 0, err
     assert f"report: {out / 'index.html'}" in stdout
@@ -599,7 +600,7 @@ def test_bidi_overrides_in_titles_replies_and_labels_stay_isolated(hostile_store
     out = tmp_path / "out"
     assert report(capsys, store, out)[0] == 0
     pages = sorted(out.rglob("*.html"))
-    assert len(pages) == 3 + len(LABELS)           # index, compare, selection, a page per run
+    assert len(pages) == 4 + len(LABELS)           # index, compare, selection, groups, a page per run
     isolated = {}
     for page in pages:
         parser = _Isolation()
@@ -607,7 +608,7 @@ def test_bidi_overrides_in_titles_replies_and_labels_stay_isolated(hostile_store
         assert parser.leaks == [], (page.name, parser.leaks[:3])
         isolated[page.name] = parser.isolated
     assert isolated["index.html"] >= 1                    # the label with an override
-    run_pages = [n for n in isolated if n not in ("index.html", "compare.html", "selection.html")]
+    run_pages = [n for n in isolated if n not in ("index.html", "compare.html", "selection.html", "groups.html")]
     assert all(isolated[n] >= 8 + 1 for n in run_pages)   # every reply, the title (table and worst misses)
     one = (out / "runs" / run_pages[0]).read_text(encoding="utf-8")
     assert f'<td dir="auto">Cable {RLO}3pm.exe USB</td>' in one

@@ -17,6 +17,7 @@ import json
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import jinja2
@@ -27,6 +28,7 @@ from markupsafe import Markup
 from harness.report.aggregate import TIMING_COLUMNS, comparisons, leaderboard_frame, rank
 from harness.report.board import COMPARISON_COLUMNS, RANKED_BY, chart, leaderboard_columns
 from harness.report.collect import Entry, Missing, split_unrankable
+from harness.report.groups import GROUPINGS, group_board, item_groups
 from harness.report.names import checked_name
 from harness.report.outdir import replacing_folder
 from harness.report.selection import base_selection
@@ -106,6 +108,7 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
     selection = {t: base_selection(by_task[t]) for t in tasks}
     notes = {t: _task_note(by_task[t]) for t in tasks}
     cards = {t: card for t in tasks if (card := _data_card(by_task[t], t))}
+    by_group = {t: _group_boards(ranked[t]) for t in tasks}     # last: its draws evict the ranking's
 
     env = environment()
     built = dt.datetime.now(dt.timezone.utc)
@@ -113,7 +116,7 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
               "version": _version(), "scoring": SCORING_VERSION, "samples": f"{BOOTSTRAP_SAMPLES:,}",
               "seed": BOOTSTRAP_SEED, "ranked": ranked, "missing": missing_by_task, "groups": groups,
               "selection": selection, "task_notes": notes, "unplaced": missing_by_task.get(None, []), "cards": cards,
-              "columns": {t: leaderboard_columns(ranked[t]) for t in tasks}}
+              "columns": {t: leaderboard_columns(ranked[t]) for t in tasks}, "by_group": by_group}
 
     marker = {"written_by": "pricebench", "version": _version(), "board": board.name,
               "built": built.isoformat(timespec="seconds")}
@@ -125,6 +128,7 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
         _csv_safe(_timings_csv(ranked)).to_csv(staging / "timings.csv", index=False)
         _write(staging / "compare.html", env.get_template("compare.html").render(root="", **common))
         _write(staging / "selection.html", env.get_template("selection.html").render(root="", **common))
+        _write(staging / "groups.html", env.get_template("groups.html").render(root="", **common))
         if len(tasks) > 1:
             (staging / "tasks").mkdir()
             page = env.get_template("task.html")
@@ -133,11 +137,18 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
         page = env.get_template("run.html")
         for e in entries:
             if e.page:
-                _write(staging / e.page, _run_page(page, e, common, Path(out_dir) / "runs"))
+                _write(staging / e.page, _run_page(page, e, common, Path(out_dir) / "runs", by_group[e.task]))
     return Path(out_dir) / "index.html"
 
 
 # --- the pages ------------------------------------------------------------------------------------
+def _group_boards(rows) -> dict:
+    """By category and by price band: the runs with per-item data of one task, in rank order."""
+    entries = [row.entry for row in rows if row.entry.has_items]
+    frames = [item_groups(e.items) for e in entries]
+    return {by: group_board(entries, by, frames) for by in GROUPINGS}
+
+
 def _leaderboard_csv(ranked: dict) -> pd.DataFrame:
     """Every row of every task's table, for spreadsheets and notebooks."""
     rows = [row for task_rows in ranked.values() for row in task_rows]
@@ -210,7 +221,7 @@ def _task_note(entries: list[Entry]) -> str:
     return f"{runs} row{'s' if runs != 1 else ''} · {items} evaluation items"
 
 
-def _run_page(template, e: Entry, common: dict, page_dir: Path) -> str:
+def _run_page(template, e: Entry, common: dict, page_dir: Path, boards: dict) -> str:
     df = e.items
     training = read_training(e.manifest)
     order = np.argsort(-df["error"].to_numpy(), kind="stable")[:WORST]
@@ -219,6 +230,7 @@ def _run_page(template, e: Entry, common: dict, page_dir: Path) -> str:
         root="../", e=e, s=e.shown, chart=scatter(df["truth"].to_numpy(), df["guess"].to_numpy(),
                                                   df["colour"].tolist(), df["id"].tolist()),
         item_rows=item_rows(df), worst=worst, facts=manifest_facts(e.manifest), training=training,
+        group_tables=[(b.heading, rows) for b in boards.values() if (rows := b.rows_of(e))],
         recipe_href=training.recipe_href(page_dir) if training else None,
         manifest_json=json.dumps(e.manifest, indent=2, ensure_ascii=False, default=str), **common)
 
@@ -280,6 +292,16 @@ def _last(values) -> dict:
     return values[-1] if isinstance(values, list) and values and isinstance(values[-1], dict) else {}
 
 
+def _escaped(value) -> str:
+    """An item's id or title, escaped once per build (every run of a task shows the same ones)."""
+    return "" if value is None else _escape_once(value if isinstance(value, str) else str(value))
+
+
+@lru_cache(maxsize=65_536)
+def _escape_once(text: str) -> str:
+    return html.escape(text)
+
+
 def item_rows(df) -> Markup:
     """The item table's <tr>s; every text escaped and direction-isolated, colours from the three known names."""
     def text(value) -> str:
@@ -290,7 +312,8 @@ def item_rows(df) -> Markup:
             df["id"].tolist(), df["title"].tolist(), df["raw"].tolist(), df["truth"].tolist(),
             df["guess"].tolist(), df["error"].tolist(), df["colour"].tolist()):
         colour = colour if colour in ("green", "orange", "red") else "red"
-        rows.append(f'<tr class="row-{colour}"><td dir="auto">{text(i)}</td><td dir="auto">{text(title)}</td>'
+        rows.append(f'<tr class="row-{colour}"><td dir="auto">{_escaped(i)}</td>'
+                    f'<td dir="auto">{_escaped(title)}</td>'
                     f'<td><code dir="auto">{text(raw)}</code></td><td class="num">${truth:,.2f}</td>'
                     f'<td class="num">${guess:,.2f}</td><td class="num err">${error:,.2f}</td>'
                     f'<td class="err">{colour}</td></tr>\n')

@@ -22,14 +22,15 @@ import pandas as pd
 
 from harness.kinds import reference_group
 from harness.recheck import Recheck
+from harness.report.categories import with_categories
 from harness.report.names import name_problem
 from harness.report.stores import job_status_across, readable_stores, runs_across
 from harness.results import RunResult, published_result
 from harness.scoring import METRICS
 from harness.store import Inspection
 
-ITEM_COLUMNS = ("id", "title", "raw", "guess", "truth", "error", "colour", "parsed")
-TEXT_COLUMNS = ("id", "title", "raw", "colour")
+ITEM_COLUMNS = ("id", "title", "category", "raw", "guess", "truth", "error", "colour", "parsed")
+TEXT_COLUMNS = ("id", "title", "category", "raw", "colour")
 UNRANKED_STATES = ("failed", "damaged", "partial", "empty")    # store states shown, never ranked
 # (and "conflict": two stores hold different contents under one run id, report/stores.py)
 
@@ -274,7 +275,7 @@ def entries_from_leaderboard(board, *, data_dir=None, store=None) -> tuple[list[
                 row.description = job.describe()
                 missing.append(row)
             else:
-                entries.append(row)
+                entries.append(with_categories(row, cache.get(job.task)))
                 check.add(row.run_id, status.inspection)
                 where[row.run_id] = (status.inspection.folder, job.describe())
         elif status.state == "published":
