@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    path = Path(os.environ.get("PRICEBENCH_DATA", REPO.parent / "shared" / "data"))
+    path = Path(os.environ.get("PRICEBENCH_DATA", REPO.parent / "shared" / "data")).resolve()   # tests chdir
     assert (path / "amazon8" / "test.jsonl").exists(), f"course data not found at {path}: set PRICEBENCH_DATA"
     return path
 
