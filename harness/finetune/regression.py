@@ -85,8 +85,9 @@ def load_backbone(model_dir, tokenizer, **kwargs):
     return model
 
 
-def resolve_precision(precision: str, device: str = "cpu") -> str:
-    """bf16 where the hardware multiplies bf16 natively (CUDA with bf16, a CPU with AMX/avx512_bf16)."""
+def resolve_precision(precision: str) -> str:
+    """bf16 where the hardware multiplies bf16 natively (CUDA with bf16, a CPU with AMX/avx512_bf16); a
+    recipe resolves `auto` itself (Recipe.resolved_precision), direct callers (benchmarks) here."""
     import torch
 
     from harness.predictors.hf.hardware import fast_precision
@@ -95,7 +96,7 @@ def resolve_precision(precision: str, device: str = "cpu") -> str:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "auto":
         return precision
-    return fast_precision("cuda" if torch.cuda.is_available() else device)
+    return fast_precision("cuda" if torch.cuda.is_available() else "cpu")
 
 
 class _Examples:
