@@ -27,7 +27,7 @@ def _rss_mib() -> float:
 
 
 def main() -> None:
-    from harness.bundles import export_runs, import_bundle
+    from harness.runs.bundles import export_runs, import_bundle
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)

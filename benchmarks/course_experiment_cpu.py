@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from harness.runner import run  # noqa: E402
+from harness.runs.runner import run  # noqa: E402
 
 CONFIGS = [  # (label, model, quant, prompt)
     ("SmolLM2-135M-Instruct, base prompt", "hf:smollm2-135m-instruct", "none", "base"),

@@ -49,7 +49,7 @@ class SyntheticPredictor(Predictor):
 
 
 def build_store(store: Path, runs: int, items: int, data_dir) -> None:
-    from harness.runner import run
+    from harness.runs.runner import run
 
     register_backend("synthetic", SyntheticPredictor)
     t0 = time.perf_counter()

@@ -9,7 +9,7 @@ __all__ = ["run", "InputError"]
 
 
 def run(*args, **kwargs):
-    """Run (or fetch from the store) one model on one task; see harness.runner.run."""
-    from harness.runner import run as _run
+    """Run (or fetch from the store) one model on one task; see harness.runs.runner.run."""
+    from harness.runs.runner import run as _run
 
     return _run(*args, **kwargs)

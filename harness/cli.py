@@ -39,7 +39,7 @@ def cmd_tasks(args) -> int:
 
 def cmd_run(args) -> int:
     from harness.retrieval.config import CLI_FLAGS
-    from harness.runner import run
+    from harness.runs.runner import run
     from harness.tasks import load_task
 
     task = args.task
@@ -82,9 +82,9 @@ def _first_failure(result) -> str:
 
 
 def cmd_show(args) -> int:
-    from harness.results import load_run
+    from harness.runs.results import load_run
     from harness.scoring import METRIC_BY_KEY
-    from harness.store import RunStore
+    from harness.runs.store import RunStore
 
     result = load_run(RunStore(args.store).find(args.run))
     m, man = result.metrics, result.manifest
@@ -114,9 +114,9 @@ def cmd_show(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from harness.results import load_run
+    from harness.runs.results import load_run
     from harness.scoring import paired_bootstrap
-    from harness.store import RunStore
+    from harness.runs.store import RunStore
 
     store = RunStore(args.store)
     a, b = (load_run(store.find(r)) for r in (args.run_a, args.run_b))
@@ -134,8 +134,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from harness.store import RunStore
-    from harness.verify import verify
+    from harness.runs.store import RunStore
+    from harness.runs.verify import verify
 
     result = verify(RunStore(args.store).find(args.run), items=args.items, seed=args.seed, task_ref=args.task,
                     data_dir=args.data_dir, overrides=parse_options(args.option))
@@ -176,7 +176,7 @@ def cmd_suite(args) -> int:
           f"{result.computed} items predicted")
     if not args.no_report:
         from harness.report import report_for_leaderboard
-        from harness.store import RunStore
+        from harness.runs.store import RunStore
         from harness.suite import board_with_checkpoints
 
         RunStore(args.store).root.mkdir(parents=True, exist_ok=True)    # the suite's store, even if no job wrote
@@ -245,7 +245,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_export_runs(args) -> int:
-    from harness.bundles import export_runs
+    from harness.runs.bundles import export_runs
 
     done = export_runs(args.runs, args.file, store=args.store, data_dir=args.data_dir)
     for line in done.skipped:
@@ -257,7 +257,7 @@ def cmd_export_runs(args) -> int:
 
 
 def cmd_import_runs(args) -> int:
-    from harness.bundles import import_bundle
+    from harness.runs.bundles import import_bundle
 
     done = import_bundle(args.file, store=args.store, echo=print)
     print(f"imported {done.path}: {done.written} of {len(done.outcomes)} run(s) written to the store")

@@ -24,7 +24,7 @@ from harness.cache import folder_lock
 from harness.eee_records import Exported, export_row
 from harness.errors import InputError
 from harness.jsonio import atomic_write, read_json, write_json_atomic
-from harness.store import RUN_ID_PREFIX, RunStore
+from harness.runs.store import RUN_ID_PREFIX, RunStore
 
 MARKER = ".pricebench-eee.json"
 WRITTEN_BY = "pricebench export-eee"

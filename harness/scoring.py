@@ -143,7 +143,7 @@ def bootstrap_ci(values, *, samples=BOOTSTRAP_SAMPLES, seed=BOOTSTRAP_SEED, leve
 
 def bootstrap_cis(rows, *, samples=BOOTSTRAP_SAMPLES, seed=BOOTSTRAP_SEED, level=0.95) -> list[tuple[float, float]]:
     """bootstrap_ci of each row (rows of one length, possibly empty), in one pass: a report that
-    recomputes the metrics of 50 runs pays for the shared draws once (harness/recheck.py)."""
+    recomputes the metrics of 50 runs pays for the shared draws once (harness/runs/recheck.py)."""
     values = np.asarray(rows, dtype=float)
     if values.shape[1] == 0:
         return [(float("nan"), float("nan"))] * len(values)

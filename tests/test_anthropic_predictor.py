@@ -16,7 +16,7 @@ import pytest
 from tests._fake_anthropic import expected_reply, running, text_key
 from harness.errors import InputError
 from harness.predictors import ModelSpec, make_predictor
-from harness.runner import run
+from harness.runs.runner import run
 from harness.tasks import load_task
 
 N_ITEMS = 14

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.bundles import archive
+from harness.runs.bundles import archive
 from tests._hostile import assert_one_line_error, cli, snapshot
 from tests._suite_support import FAIL_AFTER_ENV, register, small_task
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.eee_records import model_id
-from harness.runner import run
+from harness.runs.runner import run
 from harness.scoring import METRIC_BY_KEY
 from harness.tasks import load_task
 from tests._hostile import assert_one_line_error, cli, snapshot

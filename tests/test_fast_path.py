@@ -89,7 +89,7 @@ def _replies(result) -> dict:
 
 @pytest.mark.slow
 def test_bf16_replies_repeat_for_a_batch_size(data_dir, tmp_path):
-    from harness.runner import run
+    from harness.runs.runner import run
 
     results = [run("amazon8", f"hf:{SMOL}", prompt="base", eval_slice="0:6", data_dir=data_dir,
                    store=tmp_path / f"runs-{n}", options={"dtype": "bfloat16", "batch_size": 3}, progress=False)

@@ -17,7 +17,7 @@ import pytest
 
 from harness.finetune.adapters import finetune
 from harness.finetune.recipe import load_recipe
-from harness.runner import run
+from harness.runs.runner import run
 from harness.tasks import load_task
 
 pytest.importorskip("trl")

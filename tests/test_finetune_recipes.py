@@ -15,7 +15,7 @@ from harness.finetune.data import FinetuneData, Pair, build_data, check_disjoint
 from harness.finetune.recipe import load_recipe, recipe_files
 from harness.predictors import ModelSpec, make_predictor
 from harness.prompts import build_requests
-from harness.store import run_id
+from harness.runs.store import run_id
 from harness.tasks import load_task
 
 GOOD = """\

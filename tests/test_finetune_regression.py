@@ -15,7 +15,7 @@ from harness.errors import InputError
 from harness.finetune.regression import REGRESSION_FILE, read_head, to_prices
 from harness.predictors import ModelSpec, make_predictor
 from harness.prompts import build_requests
-from harness.runner import run
+from harness.runs.runner import run
 from harness.tasks import load_task
 
 pytest.importorskip("peft")

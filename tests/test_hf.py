@@ -18,7 +18,7 @@ import pytest
 
 from harness.errors import InputError
 from harness.predictors import ModelSpec, make_predictor
-from harness.runner import run
+from harness.runs.runner import run
 from harness.scoring import parse_price
 from harness.tasks import load_task
 
@@ -286,7 +286,7 @@ def test_export_writes_a_self_contained_lm_eval_task(data_dir, tmp_path):
     import yaml
 
     from harness.lmeval_export import export_lm_eval
-    from harness.runner import make_record
+    from harness.runs.runner import make_record
     from harness.predictors import Reply
     from harness.prompts import build_requests
 

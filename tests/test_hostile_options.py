@@ -161,7 +161,7 @@ USER, PASSWORD = "alice-b0b9", "pw-5e6f7a8b"
 @pytest.mark.parametrize("model", [OPENAI, ANTHROPIC])
 def test_url_userinfo_is_scrubbed_from_spec_identity_and_info(model, data_dir):
     pytest.importorskip(model.split(":")[0])
-    from harness.runner import run_identity
+    from harness.runs.runner import run_identity
     from harness.tasks import load_task
 
     task = load_task("amazon8", data_dir=data_dir)

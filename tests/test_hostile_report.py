@@ -415,7 +415,7 @@ def _odd_manifest_types(folder: Path):
 
 
 def _odd_metrics_types(folder: Path):
-    """Figures its predictions contradict: recomputed, the run is marked (harness/recheck.py), never shown."""
+    """Figures its predictions contradict: recomputed, the run is marked (harness/runs/recheck.py), never shown."""
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     metrics.update(green="many", parse_failure_rate=None, mae_ci_low=None)
     (folder / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
@@ -641,7 +641,7 @@ def test_html_and_csv_show_the_same_fields_of_a_recorded_run(store, tmp_path, ca
 def test_mixed_and_verified_runs_are_marked(store, tmp_path, capsys):
     """A run resumed under another environment (--allow-mixed) and a verified run say so in HTML and CSV;
     a hostile shape of those manifest fields still renders."""
-    from harness.store import RunStore, read_json, write_json_atomic
+    from harness.runs.store import RunStore, read_json, write_json_atomic
 
     folders = RunStore(store).folders()
     first, second = folders[0].path, folders[1].path

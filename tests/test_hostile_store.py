@@ -101,21 +101,21 @@ def test_unreadable_data_file(tmp_path, data_dir, capsys):
     (KeyboardInterrupt(), "interrupted"),
 ])
 def test_any_exception_is_one_line(error, words, monkeypatch, tmp_path, capsys):
-    import harness.runner
+    import harness.runs.runner
 
     def explode(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(harness.runner, "load_task", explode)
+    monkeypatch.setattr(harness.runs.runner, "load_task", explode)
     code, _, err = _run(capsys, tmp_path / "runs")
     assert_one_line_error(code, err, words, exit_code=130 if isinstance(error, KeyboardInterrupt) else 1)
     assert not (tmp_path / "runs").exists()
 
 
 def test_debug_shows_the_traceback(monkeypatch, tmp_path, capsys):
-    import harness.runner
+    import harness.runs.runner
 
-    monkeypatch.setattr(harness.runner, "load_task", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(harness.runs.runner, "load_task", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         _run(capsys, tmp_path / "runs", "--debug")
 

@@ -12,7 +12,7 @@ from harness.errors import InputError
 from harness.predictors import ModelSpec, Predictor, Reply, make_predictor, register_backend
 from harness.prompts import build_requests
 from harness.retrieval import indexes
-from harness.runner import run_identity
+from harness.runs.runner import run_identity
 from harness.tasks import load_task
 from tests._hostile import assert_one_line_error, cli
 from tests._in_context_support import course_rag_message, planted_task

@@ -13,7 +13,7 @@ import yaml
 from harness.kinds import KIND_BY_KEY, KINDS, NEUTRAL_COLOUR, kind_colour, known_kind, reference_group
 from harness.report.build import BoardInfo, build_report
 from harness.report.collect import entry_from_result
-from harness.results import published_result
+from harness.runs.results import published_result
 from tests._docs import DOCS, markdown_table
 
 REPO = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ import pytest
 from harness import cli
 from harness.report import report_for_leaderboard
 from harness.report.collect import displayed_fields, entry_from_result
-from harness.results import published_result, records_frame, run_metrics
+from harness.runs.results import published_result, records_frame, run_metrics
 from harness.scoring import FORMATS, HEADLINE_METRICS, METRIC_BY_KEY, METRICS, Metric
 from harness.suite import load_leaderboard, run_suite
 from tests._docs import DOCS, markdown_table

@@ -15,7 +15,7 @@ import pytest
 
 from harness.errors import InputError
 from harness.predictors import ModelSpec, make_predictor
-from harness.runner import run
+from harness.runs.runner import run
 from harness.tasks import load_task
 
 N_ITEMS = 4

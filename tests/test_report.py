@@ -91,7 +91,7 @@ references:
     store = tmp_path / "runs"
     outcomes = {j.model: o for j, o in run_suite(board, data_dir=data_dir, store=store, echo=lambda _: None).outcomes}
     html = report_for_leaderboard(board, out_dir=tmp_path / "r", data_dir=data_dir, store=store).read_text("utf-8")
-    from harness.results import load_run
+    from harness.runs.results import load_run
 
     runs = {m: load_run(store / o["run_id"]).df.set_index("id")["error"] for m, o in outcomes.items()}
     # Ranked: gpt-4o (75.92), gpt-4o-mini (79.58), random (340.74).

@@ -140,7 +140,7 @@ def test_base_model_selection_and_training_curve_in_chromium(page, course_report
     a finetune: run with a training record: the nav reaches the selection page, whose fine-tuned row
     leads to a run page that draws the curve with the checkpoint's marker at its step."""
     from harness.report import report_for_store
-    from harness.store import read_json, write_json_atomic
+    from harness.runs.store import read_json, write_json_atomic
 
     store = tmp_path / "runs"
     shutil.copytree(course_report.parent / "runs", store)

@@ -9,7 +9,7 @@ from harness.report.aggregate import rank
 from harness.report.board import chart
 from harness.report.collect import entry_from_result
 from harness.report.svg import Bar, RefLine, leaderboard_chart
-from harness.results import published_result
+from harness.runs.results import published_result
 
 NS = "{http://www.w3.org/2000/svg}"
 RLO = "\u202e"

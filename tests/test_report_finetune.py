@@ -19,7 +19,7 @@ from harness.report.collect import entries_from_store
 from harness.report.selection import base_selection
 from harness.report.training import MAX_ROWS, read_training
 from harness.scoring import paired_bootstrap
-from harness.store import RunStore, read_json, write_json_atomic
+from harness.runs.store import RunStore, read_json, write_json_atomic
 from tests._hostile import cli
 
 REPO = Path(__file__).resolve().parent.parent

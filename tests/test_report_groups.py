@@ -14,7 +14,7 @@ import harness
 from harness.report import report_for_leaderboard
 from harness.report.collect import entries_from_store
 from harness.report.groups import group_board, grouped_metrics, paired_by_group
-from harness.runmerge import record_difference
+from harness.runs.merge import record_difference
 from harness.scoring import bootstrap_ci, bootstrap_ci_many, paired_bootstrap
 from harness.suite import load_leaderboard, run_suite
 from tests._suite_support import EVIL, register, small_task, write_leaderboard

@@ -26,7 +26,7 @@ def _run(capsys, store, model, *extra):
 
 
 def test_identity_takes_the_batch_size_only_where_replies_depend_on_it(data_dir):
-    from harness.runner import run_identity
+    from harness.runs.runner import run_identity
 
     task = load_task("amazon8", data_dir=data_dir, eval_slice="0:16")
 

@@ -13,7 +13,7 @@ import importlib.util
 import pytest
 
 from harness.predictors import ModelSpec, make_predictor, register_backend
-from harness.runner import run_identity
+from harness.runs.runner import run_identity
 from harness.tasks import load_task
 from tests._slow_predictor import SlowPredictor
 from tests._suite_support import NoisyPredictor

@@ -29,7 +29,7 @@ def test_course_colours(guess, truth, expected):
 def test_unparsed_reply_counts_as_zero_and_a_failure():
     from harness.predictors.base import Reply
     from harness.prompts import Request
-    from harness.runner import make_record
+    from harness.runs.runner import make_record
     from harness.data import Item
 
     item = Item("x-1", "t", "text", None, None, 50.0)

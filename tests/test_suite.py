@@ -130,7 +130,7 @@ def test_published_rows_for_a_task_without_per_item_files(tmp_path, store):
     from harness.report import report_for_leaderboard
     from harness.suite import load_leaderboard as load
 
-    store.mkdir()                   # an empty store (one named but absent is an error: harness/store.py)
+    store.mkdir()                   # an empty store (one named but absent is an error: harness/runs/store.py)
     index = report_for_leaderboard(load(board), out_dir=tmp_path / "r", store=store)
     html = index.read_text(encoding="utf-8")
     assert "$126.55" in html and "$79.58" in html and html.count("b-published") >= 2

@@ -1,4 +1,4 @@
-"""Imported and stored results are recomputed, never trusted (harness/recheck.py): a bundle whose figures its
+"""Imported and stored results are recomputed, never trusted (harness/runs/recheck.py): a bundle whose figures its
 own predictions contradict is refused, a report marks such a stored run instead of printing it, a store to read
 that does not exist is an error, and a missing input file is one line naming the path as typed (exit 2)."""
 from __future__ import annotations

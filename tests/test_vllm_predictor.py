@@ -130,7 +130,7 @@ def peft_greedy(folder: str, adapter: str, prompts: list[str]) -> list[str]:
 @pytest.mark.slow
 def test_vllm_lora_run_equals_peft(smollm2, random_lora, data_dir, store):
     """Through the runner: a LoRA adapter (LoRARequest) gives the replies of the PEFT model."""
-    from harness.runner import run
+    from harness.runs.runner import run
 
     _vllm_or_skip(ModelSpec(f"vllm:{smollm2}"))
     task = load_task("amazon8", data_dir=data_dir, eval_slice="0:4")

@@ -26,7 +26,7 @@ from pathlib import Path
 from harness.cache import cache_root, folder_lock
 from harness.errors import InputError, Interrupted
 from harness.jsonio import read_json, write_json_atomic
-from harness.store import run_id
+from harness.runs.store import run_id
 
 ADAPTERS_ENV = "PRICEBENCH_ADAPTERS"
 FORMAT = 1            # bump when training changes what the same recipe produces

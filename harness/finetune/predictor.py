@@ -70,7 +70,7 @@ class FinetunePredictor(HFPredictor):
         if key not in self._located:
             from harness.finetune.adapters import AdapterFolder, adapter_identity, adapters_dir
             from harness.finetune.data import build_data, check_disjoint, training_items
-            from harness.store import run_id
+            from harness.runs.store import run_id
 
             trained_on = dataclasses.replace(task, eval_slice_override=None, _cache={})
             train, validation = training_items(trained_on, self.recipe)

@@ -4,7 +4,7 @@ Runs are read only through the store's own reader (`RunFolder.inspect`), which n
 a folder and never raises on damage. A complete run becomes an `Entry` (ranked); a failed
 (every request failed), partial, damaged or empty folder becomes a `Missing` row that says
 so, naming the file and line: one bad folder never stops a report. A complete run's figures are
-recomputed from its own predictions (harness/recheck.py, all runs in one pass): one whose metrics.json
+recomputed from its own predictions (harness/runs/recheck.py, all runs in one pass): one whose metrics.json
 or scores say otherwise is marked damaged, never shown with the false figure. Published figures come
 from `results.published_result`, the one constructor of a published row.
 
@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 
 from harness.kinds import reference_group
-from harness.recheck import Recheck
+from harness.runs.recheck import Recheck
 from harness.report.categories import with_categories
 from harness.report.names import name_problem
 from harness.report.stores import job_status_across, readable_stores, runs_across
-from harness.results import RunResult, published_result
+from harness.runs.results import RunResult, published_result
 from harness.scoring import METRICS
-from harness.store import Inspection
+from harness.runs.store import Inspection
 
 ITEM_COLUMNS = ("id", "title", "category", "raw", "guess", "truth", "error", "colour", "parsed")
 TEXT_COLUMNS = ("id", "title", "category", "raw", "colour")
@@ -323,7 +323,7 @@ def entries_from_store(store=None) -> tuple[list[Entry], list[Missing]]:
 
 def _contradicted(entries: list[Entry], check: Recheck, where: dict) -> tuple[list[Entry], list[Missing]]:
     """Ranked runs whose stored metrics.json or predictions their own predictions contradict
-    (harness/recheck.py: recomputed together): shown damaged, never with the false figure."""
+    (harness/runs/recheck.py: recomputed together): shown damaged, never with the false figure."""
     wrong = check.results()
     marked = [Missing(e.task, where[e.run_id][1], "damaged", wrong[e.run_id].describe(where[e.run_id][0]), e.run_id)
               for e in entries if e.run_id in wrong]

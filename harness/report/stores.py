@@ -1,6 +1,6 @@
 """Several run stores read as one (`pricebench report --store A --store B`): which copy a report shows.
 
-A run id held by several stores is resolved by harness.runmerge, the rules `pricebench import`
+A run id held by several stores is resolved by harness.runs.merge, the rules `pricebench import`
 follows, so a report over stores A and B shows what one store holding both would show: identical
 copies are one row, a complete copy wins over a partial (or damaged) one, partial copies merge
 item by item (and are scored when their union is complete), and two different contents under
@@ -9,8 +9,8 @@ like a damaged run, naming the stores, the run and the item.
 """
 from __future__ import annotations
 
-from harness.runmerge import RunConflict, combine
-from harness.store import Inspection, RunStore
+from harness.runs.merge import RunConflict, combine
+from harness.runs.store import Inspection, RunStore
 
 
 def store_list(store) -> list:

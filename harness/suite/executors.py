@@ -20,7 +20,7 @@ __all__ = ["LocalExecutor", "RayExecutor", "job_resources", "make_executor"]
 
 def _absolute(data_dir, store) -> tuple[str | None, str]:
     """Pin both folders as absolute paths (the default ones come from the environment)."""
-    from harness.store import default_store_dir
+    from harness.runs.store import default_store_dir
     from harness.tasks import default_data_dir
 
     data_dir = data_dir or default_data_dir()

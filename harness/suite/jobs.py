@@ -43,8 +43,8 @@ def job_status(job: Job, *, data_dir=None, store=None, task_cache: dict | None =
     """Where a job stands, computed from its identity alone: nothing is fitted, loaded or run."""
     from harness.predictors import ModelSpec, make_predictor
     from harness.retrieval.config import task_for
-    from harness.runner import run_identity
-    from harness.store import RunStore
+    from harness.runs.runner import run_identity
+    from harness.runs.store import RunStore
 
     task_cache = {} if task_cache is None else task_cache
     try:
@@ -91,7 +91,7 @@ def execute_job(job: Job, data_dir=None, store=None, proxy=None, progress=False)
     a bar)."""
     import time
 
-    from harness.runner import run
+    from harness.runs.runner import run
 
     t0 = time.perf_counter()
     try:

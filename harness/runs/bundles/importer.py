@@ -2,8 +2,8 @@
 
 1. Read and check the whole bundle (archive.read_bundle, runs.run_from_files): any problem stops
    the import before anything is written, and so does a run whose figures (metrics, scores, a finished
-   manifest's cost, status and timings) its own predictions contradict (harness/recheck.py).
-2. Plan every run against the store (runmerge.merge): a conflict (the same run id with another
+   manifest's cost, status and timings) its own predictions contradict (harness/runs/recheck.py).
+2. Plan every run against the store (harness.runs.merge): a conflict (the same run id with another
    identity or another reply for an item), a damaged run folder or a run folder that is a link
    stops the import before anything is written.
 3. Write each run that changes through its RunFolder, under its lock, re-reading the folder
@@ -17,12 +17,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.bundles.archive import RUN_MEMBER, read_bundle
-from harness.bundles.runs import run_from_files
+from harness.runs.bundles.archive import RUN_MEMBER, read_bundle
+from harness.runs.bundles.runs import run_from_files
 from harness.errors import InputError
-from harness.runmerge import merge
+from harness.runs.merge import merge
 from harness.jsonio import loads
-from harness.store import METRICS, MANIFEST, PREDICTIONS, Inspection, RunFolder, RunStore
+from harness.runs.store import METRICS, MANIFEST, PREDICTIONS, Inspection, RunFolder, RunStore
 
 WRITES = {"new", "replaced", "merged", "completed"}
 SAYS = {"new": "added", "same": "already in the store, identical: nothing to do",

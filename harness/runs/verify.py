@@ -17,7 +17,7 @@ from harness.errors import InputError
 from harness.predictors import ModelSpec, make_predictor
 from harness.prompts import build_requests
 from harness.retrieval import from_options
-from harness.store import RunFolder
+from harness.runs.store import RunFolder
 from harness.tasks import load_task
 
 
@@ -46,7 +46,7 @@ class Verification:
 
 def _rebuild(folder: RunFolder, seen, *, task_ref=None, data_dir=None, overrides=None):
     """(task, predictor) as the run was made; refuses when the data, prompts or model changed."""
-    from harness.runner import run_identity
+    from harness.runs.runner import run_identity
 
     manifest = seen.manifest or {}
     identity = manifest.get("identity") or {}
@@ -73,7 +73,7 @@ def _rebuild(folder: RunFolder, seen, *, task_ref=None, data_dir=None, overrides
 
 def verify(folder: RunFolder, *, items: int = 32, seed: int = 0, task_ref=None, data_dir=None,
            overrides: dict | None = None) -> Verification:
-    from harness.runner import make_record
+    from harness.runs.runner import make_record
 
     seen = folder.inspect()
     answered = sorted(i for i, r in seen.records.items() if not r.get("failure"))

@@ -14,7 +14,7 @@ import pandas as pd
 
 from harness.errors import InputError
 from harness.scoring import METRIC_BY_KEY, METRICS, SCORING_VERSION, metrics
-from harness.store import Inspection, RunFolder
+from harness.runs.store import Inspection, RunFolder
 
 # The figures a run's one-line summary adds after the MAE, where the task's headline metrics ask for them.
 SUMMARY_METRICS = tuple(m for m in METRICS if m.headline and m.key != "mae")
@@ -83,7 +83,7 @@ def _seconds(session, key: str) -> float:
 
 def finished_fields(manifest: dict, records: list[dict], m: dict) -> dict:
     """What a finished run's manifest derives from its records, metrics `m` and sessions: status,
-    usage, cost and timings (runner.finished writes them; harness/recheck.py checks an imported run's)."""
+    usage, cost and timings (runner.finished writes them; harness/runs/recheck.py checks an imported run's)."""
     usage: dict = {}
     for record in records:
         spent = record.get("usage")

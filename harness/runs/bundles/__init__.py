@@ -2,10 +2,10 @@
 
 `export_runs` (export.py) writes runs of a store into a bundle (archive.py: the file format);
 `import_bundle` (importer.py) merges one into a store, all or nothing, by the rules of
-harness.runmerge (the same ones a report over several stores follows). See docs/leaderboards.md,
+harness.runs.merge (the same ones a report over several stores follows). See docs/leaderboards.md,
 "Several machines".
 """
-from harness.bundles.export import Exported, export_runs
-from harness.bundles.importer import Imported, import_bundle
+from harness.runs.bundles.export import Exported, export_runs
+from harness.runs.bundles.importer import Imported, import_bundle
 
 __all__ = ["Exported", "Imported", "export_runs", "import_bundle"]

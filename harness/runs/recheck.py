@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.results import finished_fields, run_metrics
+from harness.runs.results import finished_fields, run_metrics
 from harness.scoring import bootstrap_cis, colour, score_item
-from harness.store import METRICS, MANIFEST, PREDICTIONS, Inspection
+from harness.runs.store import METRICS, MANIFEST, PREDICTIONS, Inspection
 
 REL, ABS = 1e-9, 1e-9        # how far a stored number may be from its recomputation (float noise only)
 FRAME_NUMBERS = ("truth", "guess", "error", "sle")

@@ -19,7 +19,7 @@ import datetime as dt
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.store import Inspection
+from harness.runs.store import Inspection
 
 TIMING_FIELDS = frozenset({"latency_s"})       # per-record fields two agreeing copies may differ in
 # fields a record written before they existed lacks: absent in one copy is no conflict, different values are
@@ -97,7 +97,7 @@ def merge(ours: Inspection, theirs: Inspection, ours_at: str, theirs_at: str) ->
     if len(records) < len(order):
         manifest["updated"] = now
         return Inspection(ours.folder, "partial", manifest, None, records), "merged"
-    from harness.runner import finished
+    from harness.runs.runner import finished
 
     metrics, _ = finished(manifest, list(records.values()))
     return Inspection(ours.folder, "complete", manifest, metrics, records), "completed"

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.bundles.archive import RUN_FILES, is_bundle, write_bundle
-from harness.bundles.importer import waiting
-from harness.bundles.runs import run_from_files
+from harness.runs.bundles.archive import RUN_FILES, is_bundle, write_bundle
+from harness.runs.bundles.importer import waiting
+from harness.runs.bundles.runs import run_from_files
 from harness.errors import InputError
-from harness.store import PREDICTIONS, RunFolder, RunStore
+from harness.runs.store import PREDICTIONS, RunFolder, RunStore
 
 
 @dataclass

@@ -22,9 +22,9 @@ from harness.prompts import build_requests
 from harness.scoring import (BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, MAX_GUESS, SCORING_VERSION, parse_price,
                              score_item)
 from harness.retrieval.config import check_reader, task_for
-from harness.results import (RunResult, finished_fields, published_result, records_frame, result_from,
+from harness.runs.results import (RunResult, finished_fields, published_result, records_frame, result_from,
                              run_metrics)
-from harness.store import Inspection, RunFolder, RunStore, run_id
+from harness.runs.store import Inspection, RunFolder, RunStore, run_id
 from harness.tasks import Task, load_task
 
 TRACKED_PACKAGES = ("numpy", "pandas", "torch", "transformers", "peft", "bitsandbytes", "accelerate", "vllm",
@@ -283,7 +283,7 @@ def finished(manifest: dict, records: list[dict]) -> tuple:
     """Score a run's records (every item, in item order) and mark its manifest finished: status,
     usage, cost and timings over all its sessions; returns (metrics, the per-item DataFrame).
     The one definition of a finished run: for a run that ends here, and for one completed by
-    merging imported items (harness.runmerge)."""
+    merging imported items (harness.runs.merge)."""
     df = records_frame(records)
     m = run_metrics(df)
     derived = finished_fields(manifest, records, m)

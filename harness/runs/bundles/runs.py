@@ -5,7 +5,7 @@ disk (which may be repaired): every line readable (the store's own parser), no l
 a manifest whose identity hashes to the run id (the id names what was run) and whose task, model,
 quantization and prompt style are the identity's, every record an item of the run, and for a
 finished run a metrics.json whose item count matches. Then what the run asserts is recomputed, never
-trusted (harness/recheck.py): each record's score from its guess and truth, every metric from the
+trusted (harness/runs/recheck.py): each record's score from its guess and truth, every metric from the
 records, and a finished manifest's status, usage, cost and timings; a run that states any of them
 otherwise is refused, naming the run, the file and the field. The same check runs on export (what is
 written can be imported) and on import. A bundle is whole and consistent after these checks, not
@@ -17,8 +17,8 @@ from pathlib import Path
 
 from harness.errors import InputError
 from harness.jsonio import loads
-from harness.recheck import disagreement
-from harness.store import METRICS, MANIFEST, PREDICTIONS, Inspection, metrics_problem, parse_predictions, run_id
+from harness.runs.recheck import disagreement
+from harness.runs.store import METRICS, MANIFEST, PREDICTIONS, Inspection, metrics_problem, parse_predictions, run_id
 
 
 def _json(data, where: str):

@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 
 from harness.errors import InputError
 from harness.jsonio import atomic_file, loads
-from harness.store import METRICS, MANIFEST, PREDICTIONS
+from harness.runs.store import METRICS, MANIFEST, PREDICTIONS
 
 FORMAT, FORMAT_VERSION = "pricebench-runs", 1
 INDEX = "pricebench-bundle.json"
