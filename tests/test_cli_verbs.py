@@ -102,7 +102,7 @@ def test_export_lm_eval_and_its_alias_write_the_same_files(data_dir, tmp_path, c
 def test_options_lists_a_backends_declaration(capsys):
     code, out, err = cli(capsys, "options", "hf")
     assert code == 0 and not err
-    lines = {line.split()[0]: line.split() for line in out.splitlines()[3:] if line.startswith("  ") and
+    lines = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("  ") and
              not line.startswith("   ")}
     assert lines["dtype"][1] == "yes" and "float32," in lines["dtype"] and "bfloat16," in lines["dtype"]
     assert lines["max_batch_tokens"][1:3] == ["no", "3072"]

@@ -32,7 +32,8 @@ class Options(Verb):
             print(json.dumps([{**row, "default": _jsonable(row["default"])} for row in rows], indent=2))
             return 0
         print(f"{backend} options: pricebench run -o KEY=VALUE, or a leaderboard entry's options:\n"
-              f"(run id: yes = another value is another run; no = runtime only, e.g. speed: the same run)")
+              f"(run id: yes = another value is another run; no = runtime only, e.g. speed: the same run, unless\n"
+              f" the backend finds that a value changes its replies and records it: see the backend's docs)")
         name_width = max(len(row["name"]) for row in rows + [{"name": "option"}])
         default_width = max(len(_shown(row["default"])) for row in rows + [{"default": "default"}])
         print(f"  {'option':<{name_width}}  run id  {'default':<{default_width}}  values")
