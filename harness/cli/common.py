@@ -32,12 +32,14 @@ class Verb:
         """Declare the verb's own arguments (the shared ones are added for it)."""
 
     def execute(self, args: argparse.Namespace) -> int:
+        """Do the work; the exit code (a failure may also raise: run_verb turns it into one line)."""
         raise NotImplementedError
 
-    def register(self, sub, shared: argparse.ArgumentParser, *, name: str | None = None, help: str | None = None,
+    def register(self, sub, shared: argparse.ArgumentParser, *, name: str | None = None, text: str | None = None,
                  command: str | None = None) -> argparse.ArgumentParser:
-        """Add this verb to `sub` (an argparse subparsers action), as `name` (default its own)."""
-        text = help or self.help
+        """Add this verb to `sub` (an argparse subparsers action), as `name` (default its own), with the
+        options every verb takes (`shared`); `command` is how errors name it ('export runs')."""
+        text = text or self.help
         parser = sub.add_parser(name or self.name, parents=[shared], help=text, description=text)
         self.add_arguments(parser)
         parser.set_defaults(verb=self, command=command or name or self.name)
@@ -51,7 +53,8 @@ class Group(Verb):
     members: ClassVar[tuple[type[Verb], ...]] = ()
     flat_aliases: ClassVar[bool] = False
 
-    def register(self, sub, shared, *, name=None, help=None, command=None) -> argparse.ArgumentParser:
+    def register(self, sub, shared, *, name=None, text=None, command=None) -> argparse.ArgumentParser:
+        """`GROUP` with its members under it, then (flat_aliases) each member again as `GROUP-MEMBER`."""
         parser = sub.add_parser(self.name, help=self.help, description=self.help)
         inner = parser.add_subparsers(dest=f"{self.name}_what", required=True, metavar="{" + ",".join(
             m.name for m in self.members) + "}")
@@ -61,7 +64,7 @@ class Group(Verb):
             for member in self.members:
                 alias = f"{self.name}-{member.name}"
                 member().register(sub, shared, name=alias, command=alias,
-                                  help=f"alias of `pricebench {self.name} {member.name}`: {member.help}")
+                                  text=f"alias of `pricebench {self.name} {member.name}`: {member.help}")
         return parser
 
 
