@@ -122,6 +122,9 @@ def curate(out, *, name: str, raw=(), hub_category: str | None = None, categorie
     if hub_category and (not SAFE_NAME.fullmatch(hub_category) or ".." in hub_category):
         raise InputError(f"{hub_category!r} is not a category name (e.g. Appliances)", field="--hub-category")
     paths = [Path(p) for p in raw]
+    missing = next((p for p in paths if not p.exists()), None)
+    if missing is not None:                   # before loading (or downloading) a tokenizer, not after
+        raise InputError("raw file not found", path=missing, field="--raw")
     tok = load_tokenizer(tokenizer)           # before a download of gigabytes, not after
     if hub_category:
         paths.append(hub_raw_file(hub_category))
