@@ -106,6 +106,7 @@ def test_options_lists_a_backends_declaration(capsys):
              not line.startswith("   ")}
     assert lines["dtype"][1] == "yes" and "float32," in lines["dtype"] and "bfloat16," in lines["dtype"]
     assert lines["max_batch_tokens"][1:3] == ["no", "3072"]
+    assert lines["batch_size"][1] == "varies"     # hashed where replies depend on the batch (quantized, bf16, GPU)
     code, out, _ = cli(capsys, "options", "hf:gemma-3-270m", "--json")
     rows = {row["name"]: row for row in json.loads(out)}
     assert code == 0 and rows["dtype"]["identity"] is True and rows["max_batch_tokens"]["identity"] is False

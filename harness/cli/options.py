@@ -32,17 +32,19 @@ class Options(Verb):
             print(json.dumps([{**row, "default": _jsonable(row["default"])} for row in rows], indent=2))
             return 0
         print(f"{backend} options: pricebench run -o KEY=VALUE, or a leaderboard entry's options:\n"
-              f"(run id: yes = another value is another run; no = runtime only, e.g. speed: the same run, unless\n"
-              f" the backend finds that a value changes its replies and records it: see the backend's docs)")
+              f"(run id: yes = another value is another run; no = runtime only, e.g. speed: the same run;\n"
+              f" varies = runtime, but in the run id where the note under it says)")
         name_width = max(len(row["name"]) for row in rows + [{"name": "option"}])
         default_width = max(len(_shown(row["default"])) for row in rows + [{"default": "default"}])
         print(f"  {'option':<{name_width}}  run id  {'default':<{default_width}}  values")
         for row in rows:
-            enters = "yes" if row["identity"] else "no"
+            enters = "yes" if row["identity"] else "varies" if row.get("identity_when") else "no"
             print(f"  {row['name']:<{name_width}}  {enters:<6}  {_shown(row['default']):<{default_width}}  "
                   f"{row['expected']}")
             if row["description"]:
                 print(f"  {'':<{name_width}}  {row['description']}")
+            if row.get("identity_when"):
+                print(f"  {'':<{name_width}}  in the run id where {row['identity_when']}")
         return 0
 
 

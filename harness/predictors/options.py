@@ -50,15 +50,19 @@ from harness.yamlspec import did_you_mean
 
 IDENTITY = "identity"          # json_schema_extra key: False = runtime-only (not hashed)
 EXPECTED = "expected"          # json_schema_extra key: a human description of the allowed values
+IDENTITY_WHEN = "identity_when"  # json_schema_extra key: a runtime option a backend hashes where replies depend on it
 
 
 def option(default: Any = None, *, identity: bool = True, expected: str | None = None,
-           description: str | None = None, **constraints) -> Any:
+           description: str | None = None, identity_when: str | None = None, **constraints) -> Any:
     """An option that changes the replies (part of the run identity). `constraints`: pydantic's
-    Field constraints (ge, gt, le, lt, pattern, ...). `expected`: how an error describes it."""
+    Field constraints (ge, gt, le, lt, pattern, ...). `expected`: how an error describes it.
+    `identity_when`: for a runtime option, when the backend still puts it in the run id."""
     extra = {IDENTITY: identity}
     if expected:
         extra[EXPECTED] = expected
+    if identity_when:
+        extra[IDENTITY_WHEN] = identity_when
     return Field(default, description=description, json_schema_extra=extra, **constraints)
 
 
@@ -242,7 +246,8 @@ class Options(BaseModel):
     def table(cls) -> list[dict]:
         """One row per option: name, expected values, default, whether it changes the run id."""
         return [{"name": name, "expected": cls.expected(name), "default": f.default,
-                 "identity": name not in cls.runtime_names(), "description": f.description}
+                 "identity": name not in cls.runtime_names(), "description": f.description,
+                 "identity_when": (f.json_schema_extra or {}).get(IDENTITY_WHEN)}
                 for name, f in sorted(cls.model_fields.items())]
 
     # --- validation -------------------------------------------------------------------------

@@ -61,6 +61,9 @@ class HFPredictor(Predictor):
     generates = True                 # replies are generated text (a regression head overrides: a number)
 
     class Options(Predictor.Options):
+        batch_size: int | None = runtime(None, ge=1, description="prompts per generate call (default 8)",
+                                         identity_when="replies depend on the batch: quantized, half-precision "
+                                                       "or GPU runs")
         dtype: DTypeName = option("auto", description="weights dtype; auto = bfloat16 on CUDA, else float32 (the "
                                                       "exact reference); fast = bfloat16 where the device has it "
                                                       "natively (CUDA, AMX / avx512_bf16 CPUs), else float32 on a CPU")
