@@ -265,7 +265,7 @@ def cmd_import_runs(args) -> int:
 
 
 def cmd_export_lm_eval(args) -> int:
-    from harness.lmeval_export import export_lm_eval, task_name
+    from harness.exports.lm_eval import export_lm_eval, task_name
     from harness.retrieval.config import CLI_FLAGS
     from harness.tasks import load_task
 
@@ -280,7 +280,7 @@ def cmd_export_lm_eval(args) -> int:
 
 
 def cmd_export_eee(args) -> int:
-    from harness.eee_export import export_eee
+    from harness.exports.eee import export_eee
 
     result = export_eee(args.sources, args.out, data_dir=args.data_dir, store=args.store)
     for row, items in result.written:

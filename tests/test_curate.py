@@ -267,9 +267,10 @@ def test_refuses_what_it_did_not_write(tmp_path, raw_files, tokenizer_dir, capsy
     (out / "file").write_text("a file")
     (out / "link").symlink_to(out / "mine")
     before = snapshot(out)
-    for name in ("mine", "file", "link"):
+    for name, needle in (("mine", "not written by pricebench curate"), ("file", "is a file"),
+                         ("link", "symbolic link")):
         code, _, err = cli(capsys, "curate", out, "--name", name, "--raw", raw_files[0], "--tokenizer", tokenizer_dir)
-        assert_one_line_error(code, err, str(out / name), "not written by pricebench curate", exit_code=2)
+        assert_one_line_error(code, err, str(out / name), needle, exit_code=2)
     for name in ("../escape", "a/b", "", ".hidden"):
         code, _, err = cli(capsys, "curate", out, "--name", name, "--raw", raw_files[0], "--tokenizer", tokenizer_dir)
         assert_one_line_error(code, err, "--name", "not a safe name", exit_code=2)

@@ -226,7 +226,7 @@ OBSTACLES = {  # id -> (file put in the way, its content, what the error names, 
     "symlink yaml": ("lm/pricebench_amazon8.yaml", "link", "lm/pricebench_amazon8.yaml",
                      "not written by pricebench", 2),
     "folder is a file": ("lm", "a file\n", "lm", "is a file, not a folder", 2),
-    "parent is a file": ("lm/file", "a file\n", "lm/file/sub", "a path component is a file", 1),
+    "parent is a file": ("lm/file", "a file\n", "lm/file/sub", "a path component is a file", 2),
 }
 
 
@@ -251,7 +251,8 @@ def test_export_replaces_only_its_own_files_atomically(case):
     out = case.root / "lm"
     assert case.run("export-lm-eval", case.task, out)[0] == 0
     first = snapshot(out)
-    assert sorted(first) == ["pricebench_amazon8.jsonl", "pricebench_amazon8.yaml", "utils.py"]
+    assert sorted(first) == [".pricebench-lm-eval.json", "pricebench_amazon8.jsonl", "pricebench_amazon8.yaml",
+                             "utils.py"]
     assert case.run("export-lm-eval", case.task, out, "--max-new-tokens", "8")[0] == 0   # its own files: fine
     second = snapshot(out)
     assert sorted(second) == sorted(first) and second["pricebench_amazon8.yaml"] != first["pricebench_amazon8.yaml"]
