@@ -18,6 +18,7 @@ from pathlib import Path
 from harness.errors import InputError
 
 MAX_LINE_BYTES = 16 * 2**20     # one JSON line of a file from elsewhere (an item, a raw product, a recorded run)
+CHUNK = 2**20
 
 
 def finite_json(obj):
@@ -80,15 +81,49 @@ def read_json(path: Path):
     return loads(Path(path).read_text(encoding="utf-8"))
 
 
-def capped_lines(f, path, *, cap: int = MAX_LINE_BYTES, what: str = "a JSON line"):
-    """(line number, bytes) of an open binary file, each line read with at most cap + 1 bytes: a
-    longer one is an InputError naming file:line before the rest of it is read."""
+def capped_lines(f, path, *, cap: int = MAX_LINE_BYTES, what: str = "a JSON line", seen=None, skip_long=False):
+    """(line number, bytes) of an open binary file, each line read in chunks and refused (an InputError
+    naming file:line) once it passes `cap` bytes, before the rest of it is read: memory stays near
+    the cap. `seen(chunk)` gets every byte read (a file's hash); `skip_long`: a longer line is read
+    past and yielded as None."""
     number = 0
-    while line := f.readline(cap + 1):
+    while line := _line(f, cap, seen):
         number += 1
-        if len(line) > cap and not line.endswith(b"\n"):
-            raise InputError(f"line is longer than {cap:,} bytes: not {what}", path=path, line=number)
-        yield number, line
+        if len(line) > cap and not line.endswith(b"\n"):     # at most cap + 1 bytes were read
+            if not skip_long:
+                raise InputError(too_long(cap, what), path=path, line=number)
+            del line
+            while rest := f.readline(CHUNK):
+                if seen:
+                    seen(rest)
+                if rest.endswith(b"\n"):
+                    break
+            yield number, None
+            continue
+        yield number, bytes(line)
+
+
+def _line(f, cap: int, seen) -> bytes | bytearray:
+    """One line, or its first cap + 1 bytes or so: a chunk at a time, never the rest of a long line."""
+    first = min(CHUNK, cap + 1)
+    buf = f.readline(first)
+    if seen and buf:
+        seen(buf)
+    if len(buf) < first or buf.endswith(b"\n"):
+        return buf
+    buf = bytearray(buf)
+    while len(buf) <= cap:
+        more = f.readline(min(CHUNK, cap + 1 - len(buf)))
+        if seen and more:
+            seen(more)
+        buf += more
+        if not more or more.endswith(b"\n"):
+            break
+    return buf
+
+
+def too_long(cap: int, what: str) -> str:
+    return f"line is longer than {cap:,} bytes: not {what}"
 
 
 def read_capped(path, *, cap: int, what: str = "this file") -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -358,3 +359,21 @@ def test_a_failure_while_writing_leaves_the_previous_folder(curated, raw_files, 
     code, _, err = _curate_cli(capsys, curated, raw_files, tokenizer_dir, "--seed", "3")
     assert_one_line_error(code, err, f"{curated / 'mini'}/", "disk is full", exit_code=1)
     assert snapshot(curated) == before
+
+
+def test_a_users_files_in_the_task_folder_survive_and_block(curated, raw_files, tokenizer_dir, capsys, tmp_path):
+    """A re-curation replaces its own files only: the user's notes stay; a file it wrote and the
+    user edited is theirs now, and the next curation names it and changes nothing."""
+    out = tmp_path / "out"
+    shutil.copytree(curated, out)
+    (out / "mini" / "NOTES.md").write_text("why I curated this\n")
+    code, _, err = _curate_cli(capsys, out, raw_files, tokenizer_dir, "--seed", "5")
+    assert code == 0, err
+    assert (out / "mini" / "NOTES.md").read_text() == "why I curated this\n"
+    assert json.loads((out / "mini" / "data_card.json").read_text())["options"]["seed"] == 5
+    (out / "mini" / "DATA_CARD.md").write_text("my own card\n")
+    before = snapshot(tmp_path)
+    code, _, err = _curate_cli(capsys, out, raw_files, tokenizer_dir)
+    assert_one_line_error(code, err, str(out / "mini" / "DATA_CARD.md"), "not written by pricebench curate",
+                          exit_code=2)
+    assert snapshot(tmp_path) == before

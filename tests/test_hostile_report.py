@@ -659,3 +659,36 @@ def test_mixed_and_verified_runs_are_marked(store, tmp_path, capsys):
     rows = {r["run_id"]: r for r in csv.DictReader(open(out / "leaderboard.csv", encoding="utf-8"))}
     assert rows[first.name]["mixed"] == "mixed" and float(rows[first.name]["verified_pct"]) == 87.5
     assert rows[second.name]["mixed"] == "mixed" and rows[second.name]["verified_pct"] == ""
+
+
+# --- 4. the user's files inside the report folder ---------------------------------------------------
+def test_a_users_files_in_the_report_folder_survive_a_rebuild(store, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert report(capsys, store, out)[0] == 0
+    (out / "notes.txt").write_text("my notes\n", encoding="utf-8")
+    (out / "runs" / "annotated.txt").write_text("mine\n", encoding="utf-8")
+    (out / "mine").mkdir()
+    (out / "mine" / "data.bin").write_bytes(bytes(range(256)))
+    mine = {k: v for k, v in snapshot(out).items() if k.startswith(("notes", "mine", "runs/annotated"))}
+    code, _, err = report(capsys, store, out)
+    assert code == 0, err
+    assert_complete(out, runs=2)
+    assert {k: v for k, v in snapshot(out).items() if k in mine} == mine
+    assert "notes.txt" not in json.loads((out / MARKER).read_text(encoding="utf-8"))["files"]
+    assert hidden(tmp_path) == []
+
+
+@pytest.mark.parametrize("where", ["leaderboard.csv", "runs"])
+def test_a_users_file_where_the_report_writes_is_refused(where, store, tmp_path, capsys):
+    """An edited page (no longer the bytes pricebench wrote), or a file where a folder goes: one error naming it."""
+    out = tmp_path / "out"
+    assert report(capsys, store, out)[0] == 0
+    if where == "runs":
+        shutil.rmtree(out / "runs")
+    (out / where).write_text("mine, now\n", encoding="utf-8")
+    before = snapshot(out)
+    code, _, err = report(capsys, store, out)
+    assert_one_line_error(code, err, str(out / where), "--out", exit_code=2)
+    assert ".tmp" not in err
+    assert snapshot(out) == before
+    assert hidden(tmp_path) == []
