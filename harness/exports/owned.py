@@ -271,7 +271,8 @@ def _commit(staging: Path, out: Path, owner: Owner, meta: dict, keep_others: boo
     planned = staged_files(staging)
     planned.pop(owner.marker, None)
     check_planned(out, owner, ours, planned)
-    kept = {rel: sha for rel, sha in ours.items() if rel not in planned and rel != owner.marker}
+    kept = {rel: sha for rel, sha in ours.items()
+            if rel not in planned and rel != owner.marker and os.path.lexists(out / rel)}
     stale = {} if keep_others else kept
     listed = {**(kept if keep_others else {}), **planned}
     if state in ("absent", "empty"):              # a new folder: one atomic rename
