@@ -108,3 +108,15 @@ def test_the_default_data_is_the_offline_copy():
     task = load_task("amazon8")
     assert task.is_local and len(task.eval_items()) == 250
     assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["HF_DATASETS_OFFLINE"] == "1"
+
+
+def test_a_huge_line_in_a_bundle_member_is_refused(tmp_path):
+    from harness.runs.bundles.archive import read_bundle, write_bundle
+
+    rid = "0123456789abcdef"
+    bundle = tmp_path / "runs.tar.gz"
+    write_bundle(bundle, [(f"runs/{rid}/manifest.json", b"{}\n"),
+                          (f"runs/{rid}/predictions.jsonl", b"{}\n" + b"x" * (MAX_LINE_BYTES + 1) + b"\n")])
+    with pytest.raises(InputError) as e:
+        read_bundle(bundle)
+    assert str(e.value).startswith(f"{bundle}: field 'archive': member 'runs/{rid}/predictions.jsonl' line 2: ")
