@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hf_vs_lmeval import CPU_SECONDS, mae, timed  # noqa: E402
 
-from harness.lmeval_export import export_lm_eval, task_name  # noqa: E402
+from harness.exports.lm_eval import export_lm_eval, task_name  # noqa: E402
 from harness.predictors.hf.hardware import cpu_flags, fast_dtype_name  # noqa: E402
 from harness.scoring import paired_bootstrap, parse_price  # noqa: E402
 from harness.tasks import load_task  # noqa: E402

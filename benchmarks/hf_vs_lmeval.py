@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from harness.lmeval_export import export_lm_eval, task_name  # noqa: E402
+from harness.exports.lm_eval import export_lm_eval, task_name  # noqa: E402
 from harness.predictors.hf.predictor import DEFAULT_MAX_NEW_TOKENS  # noqa: E402
 from harness.scoring import parse_price  # noqa: E402
 from harness.tasks import load_task  # noqa: E402

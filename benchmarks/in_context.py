@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.hf_vs_lmeval import CPU_SECONDS, mae, timed  # noqa: E402
-from harness.lmeval_export import export_lm_eval, task_name  # noqa: E402
+from harness.exports.lm_eval import export_lm_eval, task_name  # noqa: E402
 from harness.predictors.hf.testmodels import model_folder  # noqa: E402
 from harness.scoring import parse_price  # noqa: E402
 from harness.tasks import load_task  # noqa: E402

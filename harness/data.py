@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.errors import InputError
+from harness.jsonio import capped_lines
 
 REQUIRED_FIELDS = ("id", "title", "text", "details", "category", "price")
 OPTIONAL_FIELDS = ("price_exact", "source")
@@ -146,9 +147,24 @@ def _check_item(obj, path, line, seen) -> Item:
             raise InputError("must be a string or null", path=path, line=line, field=name)
     if not isinstance(obj.get("price_exact", True), bool):
         raise InputError("must be true or false", path=path, line=line, field="price_exact")
+    _check_encodable(obj, path, line)
     return Item(id=item_id, title=obj["title"], text=obj["text"], details=obj["details"],
                 category=obj["category"], price=float(price), price_exact=obj.get("price_exact", True),
                 source=obj.get("source"))
+
+
+def _check_encodable(obj: dict, path, line) -> None:
+    """Every text field writable as UTF-8: JSON's "\\ud800" (a lone surrogate) is refused here, not
+    when a prediction or a report is written later."""
+    for name in ("id", "title", "text", "details", "category", "source"):
+        value = obj.get(name)
+        if not isinstance(value, str):
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InputError(f"holds a character UTF-8 cannot write ({ascii(value[e.start])} at character "
+                             f"{e.start}, a lone surrogate?)", path=path, line=line, field=name) from None
 
 
 def read_items(path, item_slice=None) -> list[Item]:
@@ -161,22 +177,23 @@ def read_items_with_lines(path, item_slice=None) -> tuple[list[Item], list[int]]
     """read_items, plus each item's line number in the file (for errors that point at a line)."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        f = open(path, "rb")
     except FileNotFoundError:
         raise InputError("data file not found (set --data-dir or PRICEBENCH_DATA)", path=path) from None
     except IsADirectoryError:
         raise InputError("is a folder, not a JSONL data file", path=path) from None
     items, lines, seen = [], [], {}
-    for number, line_bytes in enumerate(raw.split(b"\n"), start=1):
-        if not line_bytes.strip():
-            continue
-        try:
-            line = line_bytes.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise InputError(f"invalid UTF-8 at byte {e.start}", path=path, line=number) from None
-        obj = strict_json(line, path=path, line=number)
-        items.append(_check_item(obj, path, number, seen))
-        lines.append(number)
+    with f:
+        for number, line_bytes in capped_lines(f, path, what="an item"):
+            if not line_bytes.strip():
+                continue
+            try:
+                line = line_bytes.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(f"invalid UTF-8 at byte {e.start}", path=path, line=number) from None
+            obj = strict_json(line, path=path, line=number)
+            items.append(_check_item(obj, path, number, seen))
+            lines.append(number)
     if not items:
         raise InputError("holds no items", path=path)
     if item_slice is None:

@@ -3,7 +3,8 @@
 Every file is written to a unique temporary sibling, fsynced and renamed into place (readers see
 the old file or the new one, never half), with ordinary permissions. JSON has no NaN or
 Infinity: non-finite floats are written as null, and `loads` refuses the literals Python's json
-module would accept.
+module would accept. Files from elsewhere (data, raw metadata, recorded runs, markers) are read
+line by line with a cap applied while reading: a huge line with no newline costs at most the cap.
 """
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+from harness.errors import InputError
+
+MAX_LINE_BYTES = 16 * 2**20     # one JSON line of a file from elsewhere (an item, a raw product, a recorded run)
+CHUNK = 2**20
 
 
 def finite_json(obj):
@@ -31,7 +37,10 @@ def atomic_file(path: Path, mode: str = "w"):
     """A file object on a unique temporary sibling of `path`; when the block ends well it is fsynced
     and renamed over `path` (readers see old or new, never half); on any failure it is removed."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from e
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
@@ -39,6 +48,11 @@ def atomic_file(path: Path, mode: str = "w"):
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as e:                    # name the user's file, never the temporary one
+        Path(tmp).unlink(missing_ok=True)
+        if e.filename in (tmp, str(path)) or e.filename is None:
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -65,3 +79,57 @@ def loads(text: str):
 
 def read_json(path: Path):
     return loads(Path(path).read_text(encoding="utf-8"))
+
+
+def capped_lines(f, path, *, cap: int = MAX_LINE_BYTES, what: str = "a JSON line", seen=None, skip_long=False):
+    """(line number, bytes) of an open binary file, each line read in chunks and refused (an InputError
+    naming file:line) once it passes `cap` bytes, before the rest of it is read: memory stays near
+    the cap. `seen(chunk)` gets every byte read (a file's hash); `skip_long`: a longer line is read
+    past and yielded as None."""
+    number = 0
+    while line := _line(f, cap, seen):
+        number += 1
+        if len(line) > cap and not line.endswith(b"\n"):     # at most cap + 1 bytes were read
+            if not skip_long:
+                raise InputError(too_long(cap, what), path=path, line=number)
+            del line
+            while rest := f.readline(CHUNK):
+                if seen:
+                    seen(rest)
+                if rest.endswith(b"\n"):
+                    break
+            yield number, None
+            continue
+        yield number, bytes(line)
+
+
+def _line(f, cap: int, seen) -> bytes | bytearray:
+    """One line, or its first cap + 1 bytes or so: a chunk at a time, never the rest of a long line."""
+    first = min(CHUNK, cap + 1)
+    buf = f.readline(first)
+    if seen and buf:
+        seen(buf)
+    if len(buf) < first or buf.endswith(b"\n"):
+        return buf
+    buf = bytearray(buf)
+    while len(buf) <= cap:
+        more = f.readline(min(CHUNK, cap + 1 - len(buf)))
+        if seen and more:
+            seen(more)
+        buf += more
+        if not more or more.endswith(b"\n"):
+            break
+    return buf
+
+
+def too_long(cap: int, what: str) -> str:
+    return f"line is longer than {cap:,} bytes: not {what}"
+
+
+def read_capped(path, *, cap: int, what: str = "this file") -> bytes:
+    """A whole file of at most `cap` bytes, reading no more than cap + 1 (a larger one is refused)."""
+    with open(path, "rb") as f:
+        data = f.read(cap + 1)
+    if len(data) > cap:
+        raise InputError(f"is larger than {cap:,} bytes: not {what}", path=path)
+    return data

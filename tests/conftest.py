@@ -1,4 +1,10 @@
-"""Shared fixtures: the real course data (../shared/data), a throw-away run store, a small tmpfs."""
+"""Shared fixtures: the real course data (../shared/data), a throw-away run store, a small tmpfs.
+
+Tests use the offline course data themselves: PRICEBENCH_DATA defaults to ../shared/data (set
+here, at import, so test modules and the processes tests start see it too), and the Hugging Face
+hub is off (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE): a test that reaches for the hub fails at once
+instead of hanging on retries. tests/test_hub_loading.py tests the hub code on local folders.
+"""
 from __future__ import annotations
 
 import os
@@ -8,6 +14,23 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+OFFLINE_DATA = (REPO.parent / "shared" / "data").resolve()
+
+
+def _offline_env() -> None:
+    if not os.environ.get("PRICEBENCH_DATA"):
+        os.environ["PRICEBENCH_DATA"] = str(OFFLINE_DATA)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+
+_offline_env()          # before any test module imports harness, datasets or huggingface_hub
+
+
+@pytest.fixture(autouse=True, scope="session")
+def offline_data() -> None:
+    """Every test session runs on the offline data and with the hub off (see the module docstring)."""
+    _offline_env()
 
 
 @pytest.fixture(scope="session")

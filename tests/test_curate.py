@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -267,9 +268,10 @@ def test_refuses_what_it_did_not_write(tmp_path, raw_files, tokenizer_dir, capsy
     (out / "file").write_text("a file")
     (out / "link").symlink_to(out / "mine")
     before = snapshot(out)
-    for name in ("mine", "file", "link"):
+    for name, needle in (("mine", "not written by pricebench curate"), ("file", "is a file"),
+                         ("link", "symbolic link")):
         code, _, err = cli(capsys, "curate", out, "--name", name, "--raw", raw_files[0], "--tokenizer", tokenizer_dir)
-        assert_one_line_error(code, err, str(out / name), "not written by pricebench curate", exit_code=2)
+        assert_one_line_error(code, err, str(out / name), needle, exit_code=2)
     for name in ("../escape", "a/b", "", ".hidden"):
         code, _, err = cli(capsys, "curate", out, "--name", name, "--raw", raw_files[0], "--tokenizer", tokenizer_dir)
         assert_one_line_error(code, err, "--name", "not a safe name", exit_code=2)
@@ -357,3 +359,21 @@ def test_a_failure_while_writing_leaves_the_previous_folder(curated, raw_files, 
     code, _, err = _curate_cli(capsys, curated, raw_files, tokenizer_dir, "--seed", "3")
     assert_one_line_error(code, err, f"{curated / 'mini'}/", "disk is full", exit_code=1)
     assert snapshot(curated) == before
+
+
+def test_a_users_files_in_the_task_folder_survive_and_block(curated, raw_files, tokenizer_dir, capsys, tmp_path):
+    """A re-curation replaces its own files only: the user's notes stay; a file it wrote and the
+    user edited is theirs now, and the next curation names it and changes nothing."""
+    out = tmp_path / "out"
+    shutil.copytree(curated, out)
+    (out / "mini" / "NOTES.md").write_text("why I curated this\n")
+    code, _, err = _curate_cli(capsys, out, raw_files, tokenizer_dir, "--seed", "5")
+    assert code == 0, err
+    assert (out / "mini" / "NOTES.md").read_text() == "why I curated this\n"
+    assert json.loads((out / "mini" / "data_card.json").read_text())["options"]["seed"] == 5
+    (out / "mini" / "DATA_CARD.md").write_text("my own card\n")
+    before = snapshot(tmp_path)
+    code, _, err = _curate_cli(capsys, out, raw_files, tokenizer_dir)
+    assert_one_line_error(code, err, str(out / "mini" / "DATA_CARD.md"), "not written by pricebench curate",
+                          exit_code=2)
+    assert snapshot(tmp_path) == before

@@ -285,7 +285,7 @@ def test_export_writes_a_self_contained_lm_eval_task(data_dir, tmp_path):
 
     import yaml
 
-    from harness.lmeval_export import export_lm_eval
+    from harness.exports.lm_eval import export_lm_eval
     from harness.runs.runner import make_record
     from harness.predictors import Reply
     from harness.prompts import build_requests

@@ -226,7 +226,7 @@ OBSTACLES = {  # id -> (file put in the way, its content, what the error names, 
     "symlink yaml": ("lm/pricebench_amazon8.yaml", "link", "lm/pricebench_amazon8.yaml",
                      "not written by pricebench", 2),
     "folder is a file": ("lm", "a file\n", "lm", "is a file, not a folder", 2),
-    "parent is a file": ("lm/file", "a file\n", "lm/file/sub", "a path component is a file", 1),
+    "parent is a file": ("lm/file", "a file\n", "lm/file/sub", "a path component is a file", 2),
 }
 
 
@@ -251,11 +251,33 @@ def test_export_replaces_only_its_own_files_atomically(case):
     out = case.root / "lm"
     assert case.run("export-lm-eval", case.task, out)[0] == 0
     first = snapshot(out)
-    assert sorted(first) == ["pricebench_amazon8.jsonl", "pricebench_amazon8.yaml", "utils.py"]
+    assert sorted(first) == [".pricebench-lm-eval.json", "pricebench_amazon8.jsonl", "pricebench_amazon8.yaml",
+                             "utils.py"]
     assert case.run("export-lm-eval", case.task, out, "--max-new-tokens", "8")[0] == 0   # its own files: fine
     second = snapshot(out)
     assert sorted(second) == sorted(first) and second["pricebench_amazon8.yaml"] != first["pricebench_amazon8.yaml"]
     assert oct((out / "utils.py").stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_export_keeps_a_users_files_and_refuses_one_in_its_way(case):
+    out = case.root / "lm"
+    assert case.run("export-lm-eval", case.task, out)[0] == 0
+    (out / "my_task.yaml").write_text("task: my_own_task\n")
+    (out / "pricebench_amazon8_chat.yaml").write_text("task: mine too\n")
+    mine = {k: v for k, v in snapshot(out).items() if k in ("my_task.yaml", "pricebench_amazon8_chat.yaml")}
+    assert case.run("export-lm-eval", case.task, out, "--max-new-tokens", "8")[0] == 0    # a re-run: theirs stay
+    assert {k: v for k, v in snapshot(out).items() if k in mine} == mine
+    before = snapshot(out)
+    code, _, err = case.run("export-lm-eval", case.task, out, "--prompt", "chat")       # theirs in the way
+    assert_one_line_error(code, err, f"{out / 'pricebench_amazon8_chat.yaml'}:", "not written by pricebench",
+                          exit_code=2)
+    assert snapshot(out) == before
+    other = case.root / "other"                      # a folder without the marker is never written into
+    other.mkdir()
+    (other / "notes.txt").write_text("mine\n")
+    code, _, err = case.run("export-lm-eval", case.task, other)
+    assert_one_line_error(code, err, f"{other}:", "not empty", exit_code=2)
+    assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
 
 
 def test_export_refuses_a_zero_token_budget(case):

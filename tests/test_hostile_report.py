@@ -27,6 +27,7 @@ import pytest
 
 import harness
 import harness.report.build as build
+import harness.exports.owned as owned
 import harness.report.outdir as outdir
 from harness.errors import InputError
 from harness.predictors import register_backend
@@ -201,7 +202,7 @@ def test_out_where_the_folder_refuses_writes(store, tmp_path, capsys, monkeypatc
     def refused(*args, dir=None, **kwargs):
         raise PermissionError(13, "Permission denied", str(Path(dir) / ".out.tmp"))
 
-    monkeypatch.setattr(outdir.tempfile, "mkdtemp", refused)
+    monkeypatch.setattr(owned.tempfile, "mkdtemp", refused)
     code, _, err = report(capsys, store, parent / "out")
     line = assert_one_line_error(code, err, str(parent), "--out", "Permission denied", exit_code=2)
     assert ".tmp" not in line
@@ -239,6 +240,9 @@ def test_out_that_is_ours_or_empty_is_replaced(start, store, tmp_path, capsys):
     elif start != "absent":
         assert report(capsys, store, out)[0] == 0
         (out / "runs" / "stale.html").write_text("from an older build\n", encoding="utf-8")
+        marker = json.loads((out / MARKER).read_text(encoding="utf-8"))     # as an older build listed it
+        marker["files"]["runs/stale.html"] = owned.file_sha(out / "runs" / "stale.html")
+        (out / MARKER).write_text(json.dumps(marker), encoding="utf-8")
         if start.startswith("report without marker"):
             (out / MARKER).unlink()
             (out / "timings.csv").unlink()          # reports from before the marker had none
@@ -249,15 +253,6 @@ def test_out_that_is_ours_or_empty_is_replaced(start, store, tmp_path, capsys):
     assert f"report: {out / 'index.html'}" in stdout
     assert_complete(out, runs=2)
     assert not (out / "runs" / "stale.html").exists()
-    assert hidden(tmp_path) == []
-
-
-def test_swap_without_renameat2_still_leaves_one_report(store, tmp_path, capsys, monkeypatch):
-    out = tmp_path / "out"
-    assert report(capsys, store, out)[0] == 0
-    monkeypatch.setattr(outdir, "_exchange", lambda a, b: False)
-    assert report(capsys, store, out)[0] == 0
-    assert_complete(out, runs=2)
     assert hidden(tmp_path) == []
 
 
@@ -664,3 +659,36 @@ def test_mixed_and_verified_runs_are_marked(store, tmp_path, capsys):
     rows = {r["run_id"]: r for r in csv.DictReader(open(out / "leaderboard.csv", encoding="utf-8"))}
     assert rows[first.name]["mixed"] == "mixed" and float(rows[first.name]["verified_pct"]) == 87.5
     assert rows[second.name]["mixed"] == "mixed" and rows[second.name]["verified_pct"] == ""
+
+
+# --- 4. the user's files inside the report folder ---------------------------------------------------
+def test_a_users_files_in_the_report_folder_survive_a_rebuild(store, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert report(capsys, store, out)[0] == 0
+    (out / "notes.txt").write_text("my notes\n", encoding="utf-8")
+    (out / "runs" / "annotated.txt").write_text("mine\n", encoding="utf-8")
+    (out / "mine").mkdir()
+    (out / "mine" / "data.bin").write_bytes(bytes(range(256)))
+    mine = {k: v for k, v in snapshot(out).items() if k.startswith(("notes", "mine", "runs/annotated"))}
+    code, _, err = report(capsys, store, out)
+    assert code == 0, err
+    assert_complete(out, runs=2)
+    assert {k: v for k, v in snapshot(out).items() if k in mine} == mine
+    assert "notes.txt" not in json.loads((out / MARKER).read_text(encoding="utf-8"))["files"]
+    assert hidden(tmp_path) == []
+
+
+@pytest.mark.parametrize("where", ["leaderboard.csv", "runs"])
+def test_a_users_file_where_the_report_writes_is_refused(where, store, tmp_path, capsys):
+    """An edited page (no longer the bytes pricebench wrote), or a file where a folder goes: one error naming it."""
+    out = tmp_path / "out"
+    assert report(capsys, store, out)[0] == 0
+    if where == "runs":
+        shutil.rmtree(out / "runs")
+    (out / where).write_text("mine, now\n", encoding="utf-8")
+    before = snapshot(out)
+    code, _, err = report(capsys, store, out)
+    assert_one_line_error(code, err, str(out / where), "--out", exit_code=2)
+    assert ".tmp" not in err
+    assert snapshot(out) == before
+    assert hidden(tmp_path) == []

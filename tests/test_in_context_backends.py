@@ -65,7 +65,7 @@ def test_anthropic_receives_exactly_the_rendered_messages(planted, anthropic_ser
 
 
 def test_lm_eval_export_renders_the_in_context_prompt_per_item(planted, tmp_path, capsys):
-    from harness.lmeval_export import export_lm_eval
+    from harness.exports.lm_eval import export_lm_eval
 
     task = planted.with_in_context({"shots": 2, "shot_selector": "nearest", "retriever": "bm25"})
     for prompt in ("base", "chat"):

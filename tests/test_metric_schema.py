@@ -152,7 +152,7 @@ def test_cli_summary_names_and_writes_each_metric_as_the_table_does(report, data
 def test_lm_eval_metric_list_agrees_with_the_table_on_names_and_direction(data_dir, tmp_path):
     import yaml
 
-    from harness.lmeval_export import export_lm_eval
+    from harness.exports.lm_eval import export_lm_eval
     from harness.tasks import load_task
 
     path = export_lm_eval(load_task("amazon8", data_dir=data_dir, eval_slice="0:3"), tmp_path)

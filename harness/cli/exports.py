@@ -40,7 +40,7 @@ class ExportEee(Verb):
                                                       "export eee)")
 
     def execute(self, args) -> int:
-        from harness.eee_export import export_eee
+        from harness.exports.eee import export_eee
 
         result = export_eee(args.sources, args.out, data_dir=args.data_dir, store=args.store)
         for row, items in result.written:
@@ -74,7 +74,7 @@ class ExportLmEval(Verb):
         add_in_context(p)
 
     def execute(self, args) -> int:
-        from harness.lmeval_export import export_lm_eval, task_name
+        from harness.exports.lm_eval import export_lm_eval, task_name
         from harness.retrieval.config import CLI_FLAGS
         from harness.tasks import load_task
 

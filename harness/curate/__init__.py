@@ -2,9 +2,10 @@
 
 raw.py reads and validates the raw JSONL (clean.py: the course's item rules), sample.py
 de-duplicates, balances by price and splits with a seed, card.py writes the data card. The
-folder OUT/NAME is written whole into a temporary sibling inside OUT and renamed into place;
-an existing OUT/NAME is replaced only if an earlier curate wrote it (its marker file), so
-nothing pricebench did not create is ever overwritten, and a failure leaves nothing half-written.
+folder OUT/NAME follows the owned-folder rule (harness.exports.owned): built in a temporary
+sibling, then its files replace an earlier curation's (its marker lists them); a file the user
+put there stays, one pricebench did not write is never overwritten, and a failure leaves
+nothing half-written.
 """
 from __future__ import annotations
 
@@ -12,9 +13,6 @@ import hashlib
 import json
 import os
 import shlex
-import shutil
-import stat
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ from harness.curate.clean import Rules
 from harness.curate.raw import hub_raw_file, json_line, read_raw
 from harness.curate.sample import BUCKET_CAP, KEEP_FROM, balanced, deduplicate, split
 from harness.errors import InputError
+from harness.exports import owned
 from harness.jsonio import atomic_write
 from harness.yamlspec import SAFE_NAME
 
@@ -55,6 +54,18 @@ def tokenizer_info(name: str, tokenizer) -> dict:
             "transformers": transformers.__version__}
 
 
+def _legacy_files(folder: Path, marker: dict | None) -> set[str] | None:
+    """A curation from before the marker listed its files: its marker, and the files curate writes."""
+    if marker is None or not isinstance(marker.get("name"), str):
+        return None
+    name = marker["name"]
+    return {n for n in ("test.jsonl", "train.jsonl", f"{name}.yaml", "data_card.json", "DATA_CARD.md")
+            if (folder / n).is_file()}
+
+
+CURATE = owned.Owner(MARKER, "pricebench curate", "--name", legacy=_legacy_files)
+
+
 def _check_target(out: Path, name: str) -> Path:
     if not SAFE_NAME.fullmatch(name) or ".." in name:
         raise InputError(f"{name!r} is not a safe name: use 1-64 letters, digits, '_', '.' or '-', starting with a "
@@ -62,28 +73,8 @@ def _check_target(out: Path, name: str) -> Path:
     if os.path.lexists(out) and (os.path.islink(out) or not os.path.isdir(out)):
         raise InputError("is not a folder (a file or a symbolic link): choose a folder for the curated task",
                          path=out, field="OUT")
-    target = out / name
-    if _state(target) == "foreign":
-        raise InputError(f"exists and was not written by pricebench curate (no {MARKER} file): not touching it; "
-                         f"choose another --name or OUT", path=target, field="--name")
-    return target
-
-
-def _state(target: Path) -> str:
-    """'absent' | 'ours' | 'foreign' (a link, a file, or a folder without our marker)."""
-    try:
-        mode = os.lstat(target).st_mode
-    except FileNotFoundError:
-        return "absent"
-    if not stat.S_ISDIR(mode):
-        return "foreign"
-    marker = target / MARKER
-    try:
-        ok = stat.S_ISREG(os.lstat(marker).st_mode) and json.loads(marker.read_text(encoding="utf-8")) \
-            .get("written_by") == "pricebench curate"
-    except (OSError, ValueError, AttributeError):
-        return "foreign"
-    return "ours" if ok else "foreign"
+    owned.folder_state(out / name, CURATE)
+    return out / name
 
 
 def _task_yaml(name: str, n_test: int, command: str) -> str:
@@ -149,40 +140,7 @@ def curate(out, *, name: str, raw=(), hub_category: str | None = None, categorie
                       train=train, hashes={k: _sha(v) for k, v in files.items()})
     files["data_card.json"] = json.dumps(card, indent=2, ensure_ascii=False) + "\n"
     files["DATA_CARD.md"] = render_markdown(card)
-    files[MARKER] = json.dumps({"written_by": "pricebench curate", "name": name}) + "\n"
-    _write_folder(out, target, files)
-    return target
-
-
-def _write_folder(out: Path, target: Path, files: dict[str, str]) -> None:
-    """All files into a temporary sibling inside OUT, then renamed into place (an old curate folder swapped out)."""
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.curate-", suffix=".tmp", dir=out))
-    try:
+    with owned.writing(target, CURATE, {"name": name}) as staging:
         for filename, text in files.items():
-            try:
-                atomic_write(staging / filename, text)
-            except OSError as e:                   # name the file the user asked for, not the temporary one
-                raise OSError(e.errno, e.strerror, str(target / filename)) from e
-        os.chmod(staging, 0o755)
-        state = _state(target)                     # again: something may have appeared meanwhile
-        if state == "foreign":
-            raise InputError(f"exists and was not written by pricebench curate (no {MARKER} file): not touching it",
-                             path=target, field="--name")
-        if state == "absent":
-            os.rename(staging, target)
-            return
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.curate-old-", suffix=".tmp", dir=out))
-        os.rename(target, old / "old")
-        try:
-            os.rename(staging, target)
-        except BaseException:
-            os.rename(old / "old", target)         # put the previous curation back
-            raise
-        finally:
-            if not os.path.lexists(old / "old"):
-                shutil.rmtree(old, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            atomic_write(staging / filename, text)
+    return target

@@ -17,10 +17,11 @@ from pathlib import Path
 from harness.curate.clean import Rules, Skip, contents, details_json, parse_price, prompt_text, string_list
 from harness.data import BadNumber, strict_json
 from harness.errors import InputError
+from harness.jsonio import MAX_LINE_BYTES, capped_lines, too_long
 
 HUB_DATASET = "McAuley-Lab/Amazon-Reviews-2023"
 _FILE_CATEGORY = re.compile(r"meta_(.+)\.jsonl")
-MAX_LINE_BYTES = 16 * 1024 * 1024     # a "line" past this is not a product record
+WHAT = "a product record"
 
 
 @dataclass
@@ -52,8 +53,9 @@ def file_category(path: Path) -> str | None:
     return m.group(1) if m else None
 
 
-def _lines(path: Path, digest):
-    """(line number, bytes) of a file, hashing it on the way; whole file never held in memory."""
+def _lines(path: Path, digest, skip_long: bool):
+    """(line number, bytes) of a file, hashing it on the way; whole file never held in memory, nor
+    a line past the cap (refused, or yielded as None when bad lines are skipped)."""
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -61,14 +63,12 @@ def _lines(path: Path, digest):
     except IsADirectoryError:
         raise InputError("is a folder, not a JSONL file", path=path, field="--raw") from None
     with f:
-        for number, line in enumerate(f, start=1):
-            digest.update(line)
-            yield number, line
+        yield from capped_lines(f, path, what=WHAT, seen=digest.update, skip_long=skip_long)
 
 
-def _record(line: bytes, path: Path, number: int):
-    if len(line) > MAX_LINE_BYTES:
-        raise InputError(f"line of {len(line):,} bytes is not a product record", path=path, line=number)
+def _record(line: bytes | None, path: Path, number: int):
+    if line is None:                          # a line past the cap, read past (--skip-bad-lines)
+        raise InputError(too_long(MAX_LINE_BYTES, WHAT), path=path, line=number)
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -121,9 +121,9 @@ def read_raw(paths, tokenizer, rules: Rules, *, categories=(), skip_bad_lines=Fa
     kept = []
     for path in map(Path, paths):
         category, digest = file_category(path), hashlib.sha256()
-        for number, line in _lines(path, digest):
+        for number, line in _lines(path, digest, skip_bad_lines):
             tally.lines += 1
-            if not line.strip():
+            if line is not None and not line.strip():
                 continue
             try:
                 obj = _record(line, path, number)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness.data import BadNumber, strict_json
 from harness.errors import InputError
+from harness.jsonio import capped_lines
 from harness.predictors.base import ModelSpec, Predictor, Reply
 from harness.scoring import MAX_GUESS, parse_price
 
@@ -22,26 +23,37 @@ FIELDS = ("run", "label", "kind", "source", "item_ids", "predictions")
 @lru_cache(maxsize=16)
 def read_references(path: Path) -> dict[str, dict]:
     """Validate every recorded run: a NaN, Infinity or 1e308 guess would poison every metric."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"invalid UTF-8 at byte {e.start}", path=path) from None
     runs = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    with open(path, "rb") as f:
+        for number, obj, line in _records(f, path):
+            _check_run(obj, path, number, line, runs)
+    return runs
+
+
+def _records(f, path: Path):
+    """(line number, JSON object, line text) of each non-blank line, each read with the line cap."""
+    for number, data in capped_lines(f, path, what="a recorded run"):
+        try:
+            line = data.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as e:
+            raise InputError(f"invalid UTF-8 at byte {e.start}", path=path, line=number) from None
         if not line.strip():
             continue
         obj = strict_json(line, path=path, line=number)
         if not isinstance(obj, dict):
             raise InputError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=number)
-        for name in FIELDS:
-            if name not in obj:
-                raise InputError("missing field", path=path, line=number, field=name)
-        _check_record(obj, path, number)
-        if obj["run"] in runs:
-            raise InputError(f"run {obj['run']!r} recorded twice", path=path, line=number, field="run")
-        obj["hash"] = hashlib.sha256(line.encode()).hexdigest()[:16]
-        runs[obj["run"]] = obj
-    return runs
+        yield number, obj, line
+
+
+def _check_run(obj: dict, path: Path, number: int, line: str, runs: dict) -> None:
+    for name in FIELDS:
+        if name not in obj:
+            raise InputError("missing field", path=path, line=number, field=name)
+    _check_record(obj, path, number)
+    if obj["run"] in runs:
+        raise InputError(f"run {obj['run']!r} recorded twice", path=path, line=number, field="run")
+    obj["hash"] = hashlib.sha256(line.encode()).hexdigest()[:16]
+    runs[obj["run"]] = obj
 
 
 def _check_record(obj: dict, path: Path, number: int) -> None:

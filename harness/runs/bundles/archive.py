@@ -14,8 +14,9 @@ give byte-identical bundles.
 Reading trusts nothing: a member must be a plain file named exactly as above (no links, devices,
 `..` or absolute paths, no duplicates), no member may exceed its size cap and the whole archive
 may not decompress past MAX_TOTAL_BYTES (a decompression bomb stops there), every member must be
-listed in the bundle manifest with a matching sha256 and size, and an unknown format version is
-refused. Every error names the archive and the member.
+listed in the bundle manifest with a matching sha256 and size, a JSONL line may not pass the line
+cap of every file from elsewhere (harness.jsonio), and an unknown format version is refused.
+Every error names the archive and the member.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from harness.errors import InputError
-from harness.jsonio import atomic_file, loads
+from harness.jsonio import MAX_LINE_BYTES, atomic_file, loads, too_long
 from harness.runs.store import METRICS, MANIFEST, PREDICTIONS
 
 FORMAT, FORMAT_VERSION = "pricebench-runs", 1
@@ -195,13 +196,29 @@ def _check_index(path: Path, members: dict[str, bytes]) -> dict:
     return index
 
 
+def _check_lines(path: Path, members: dict) -> None:
+    """A JSONL member's lines are held to the line cap of every file from elsewhere (jsonio)."""
+    for name, data in members.items():
+        if not name.endswith(".jsonl"):
+            continue
+        data, start, number = bytes(data), 0, 1
+        while start < len(data):
+            end = data.find(b"\n", start, start + MAX_LINE_BYTES + 1)
+            if end < 0 and len(data) - start > MAX_LINE_BYTES:
+                raise InputError(f"member {name!r} line {number}: {too_long(MAX_LINE_BYTES, 'a prediction')}",
+                                 path=path, field="archive")
+            start, number = (len(data) if end < 0 else end + 1), number + 1
+
+
 def read_bundle(path) -> tuple[dict, dict[str, bytes]]:
     """(bundle manifest, {member name: bytes} of the run files), every check above passed."""
     path = Path(path)
     if path.is_dir():
         raise InputError("is a folder, not a run bundle", path=path, field="archive")
     members = _read_members(path)
-    return _check_index(path, members), members
+    index = _check_index(path, members)
+    _check_lines(path, members)
+    return index, members
 
 
 def is_bundle(path: Path) -> bool:

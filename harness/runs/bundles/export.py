@@ -2,15 +2,18 @@
 
 Each run's files are read under the run folder's lock (a run being written is exported as it is
 when its writer lets go), checked as an import will check them, and written with the bundle
-manifest in one atomic step. FILE may replace only a bundle pricebench wrote: any other existing
-file, a folder or a symbolic link is refused and left as it was.
+manifest in one atomic step. FILE may replace only a bundle pricebench wrote (the owned-output
+rule, harness.exports.owned.check_file): any other existing file, a folder or a symbolic link is
+refused and left as it was. A run file is read with its size capped (a bundle member's limit).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.runs.bundles.archive import RUN_FILES, is_bundle, write_bundle
+from harness.exports import owned
+from harness.jsonio import read_capped
+from harness.runs.bundles.archive import MAX_MEMBER_BYTES, RUN_FILES, is_bundle, write_bundle
 from harness.runs.bundles.importer import waiting
 from harness.runs.bundles.runs import run_from_files
 from harness.errors import InputError
@@ -26,11 +29,7 @@ class Exported:
 
 
 def _check_target(out: Path) -> None:
-    if out.is_symlink() or (out.exists() and not out.is_file()):
-        raise InputError("is a symbolic link or a folder: not writing a bundle there", path=out, field="FILE")
-    if out.exists() and not is_bundle(out):
-        raise InputError("exists and is not a bundle pricebench wrote: not overwriting it (move it, or choose "
-                         "another file)", path=out, field="FILE")
+    owned.check_file(out, is_bundle, what="a bundle", field="FILE")
 
 
 def _leaderboard_runs(path: str, store: RunStore, data_dir, skipped: list[str]) -> list[RunFolder]:
@@ -53,7 +52,7 @@ def _run_files(folder: RunFolder) -> dict[str, bytes]:
     with folder.lock(on_wait=waiting(folder.run_id)):
         for name in RUN_FILES:
             try:
-                data = (folder.path / name).read_bytes()
+                data = read_capped(folder.path / name, cap=MAX_MEMBER_BYTES, what="a run file a bundle can hold")
             except FileNotFoundError:
                 continue
             files[name] = data[:data.rfind(b"\n") + 1] if name == PREDICTIONS else data

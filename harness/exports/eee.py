@@ -2,15 +2,16 @@
 
 OUT/data/pricebench_<task>/<developer>/<model>/<uuid>.json           one aggregate log per run
 OUT/data/pricebench_<task>/<developer>/<model>/<uuid>_samples.jsonl  its per-item rows
-OUT/.pricebench-eee.json                                              the marker: every file written here
-(the datastore layout EEE's validator requires; the records are built by harness.eee_records).
+OUT/.pricebench-eee.json                                              the marker: every file written here (sha256)
+(the datastore layout EEE's validator requires; the records are built by harness.exports.eee_records).
 
 Runs are read only through the store's reader (`RunFolder.inspect`); a leaderboard's rows come
 from `report.collect.entries_from_leaderboard`, so the export holds exactly what its report ranks,
 and lists the jobs it leaves out (not run, partial, damaged, failed). Everything is built in
-memory before OUT is touched (a failure writes nothing); each file is written atomically, the
-samples before the aggregate that points at them, with OUT locked. A file pricebench did not
-write is never overwritten: an OUT that is a file, a link, or holds any other file is refused.
+memory before OUT is touched (a failure writes nothing), then written by the owned-folder rule
+(harness.exports.owned): a file pricebench did not write is never replaced (one where an export
+goes is an error naming it), a user's other files in OUT stay, and a non-empty OUT without the
+marker, a file or a link is refused.
 """
 from __future__ import annotations
 
@@ -20,14 +21,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.cache import folder_lock
-from harness.eee_records import Exported, export_row
+from harness.exports import owned
+from harness.exports.eee_records import Exported, export_row
 from harness.errors import InputError
-from harness.jsonio import atomic_write, read_json, write_json_atomic
+from harness.jsonio import atomic_write, write_json_atomic
 from harness.runs.store import RUN_ID_PREFIX, RunStore
 
 MARKER = ".pricebench-eee.json"
 WRITTEN_BY = "pricebench export-eee"
+EEE = owned.Owner(MARKER, WRITTEN_BY, "OUT_DIR")
 
 
 @dataclass
@@ -129,38 +131,9 @@ def rows_for_leaderboard(board, *, data_dir=None, store=None) -> tuple[list[tupl
     return rows, skipped
 
 
-def _marked_files(out: Path) -> set[str] | None:
-    """The files an earlier export wrote into `out` (from its marker), or None when it has no marker."""
-    marker = out / MARKER
-    if marker.is_symlink() or not marker.is_file():
-        return None
-    try:
-        content = read_json(marker)
-    except (ValueError, UnicodeDecodeError, RecursionError, OSError):
-        return None
-    files = content.get("files") if isinstance(content, dict) and content.get("written_by") == WRITTEN_BY else None
-    return {f for f in files if isinstance(f, str)} if isinstance(files, list) else None
-
-
-def check_out_dir(out: Path) -> set[str]:
-    """Refuse an OUT that is a file or a link, or that holds a file an export did not write; return
-    the files earlier exports wrote there."""
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise InputError("is a file or a symbolic link, not a folder: choose another output folder", path=out,
-                         field="OUT_DIR")
-    if not out.exists():
-        return set()
-    ours = _marked_files(out)
-    for root, dirs, files in os.walk(out):
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-            path = Path(root, name)
-            rel = path.relative_to(out).as_posix()
-            if rel == MARKER and ours is not None:
-                continue
-            if ours is None or rel not in ours or path.is_symlink():
-                raise InputError(f"holds {rel}, which pricebench export-eee did not write: not writing into this "
-                                 f"folder (choose an empty or new one)", path=out, field="OUT_DIR")
-    return ours or set()
+def check_out_dir(out: Path) -> None:
+    """Refuse an OUT that is a file or a link, or a non-empty folder an export did not write."""
+    owned.folder_state(out, EEE)
 
 
 def build(rows: list[tuple], tasks: TaskItems, skipped: list[str]) -> list[tuple[Exported, int]]:
@@ -182,20 +155,11 @@ def build(rows: list[tuple], tasks: TaskItems, skipped: list[str]) -> list[tuple
 
 
 def write(out: Path, built: list[tuple[Exported, int]]) -> None:
-    """Write the files under a lock on OUT: the marker first (naming every file), then each run's
-    samples and its aggregate, each atomically."""
-    check_out_dir(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with folder_lock(out):
-        ours = check_out_dir(out)             # again, now that no other export can write here
-        planned = set()
+    """Each run's samples and aggregate into OUT by the owned-folder rule: earlier exports' files stay
+    (exports add up), a file pricebench did not write is never replaced."""
+    with owned.writing(out, EEE, keep_others=True) as staging:
         for row, _ in built:
-            planned.add(str(row.folder / f"{row.file_id}.json"))
-            if row.samples:
-                planned.add(str(row.folder / f"{row.file_id}_samples.jsonl"))
-        write_json_atomic(out / MARKER, {"written_by": WRITTEN_BY, "files": sorted(ours | planned)})
-        for row, _ in built:
-            folder = out / row.folder
+            folder = staging / row.folder
             folder.mkdir(parents=True, exist_ok=True)
             if row.samples:
                 atomic_write(folder / f"{row.file_id}_samples.jsonl", "".join(line + "\n" for line in row.samples))

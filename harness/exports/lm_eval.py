@@ -15,24 +15,28 @@ The chat prompt maps onto lm-eval's own chat fields: the system message is the t
 `gen_prefix`, which lm-eval continues (continue_final_message) under `--apply_chat_template`,
 as hf: does. Each is a column of the JSONL, named in the YAML.
 
-Files are written atomically (a unique temp file, then os.replace), and a file of the same
-name that pricebench did not write (a user's own utils.py or task YAML) is never overwritten.
+The folder follows the owned-folder rule (harness.exports.owned): its marker lists the files
+exports wrote; each is written atomically, a file pricebench did not write (a user's own utils.py
+or task YAML) is never overwritten, and other tasks' exports in the folder stay.
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import yaml
 
-from harness.jsonio import atomic_write
 from harness.errors import InputError
+from harness.exports import owned
+from harness.jsonio import atomic_write
 from harness.predictors.hf.predictor import DEFAULT_MAX_NEW_TOKENS
 from harness.prompts import build_requests
 from harness.scoring import METRIC_BY_KEY
 from harness.yamlspec import SAFE_NAME
 
 HEADER = "# Written by `pricebench export-lm-eval"
+MARKER, WRITTEN_BY = ".pricebench-lm-eval.json", "pricebench export-lm-eval"
 
 UTILS = '''"""Scoring hooks for lm-eval: pricebench's own parse and course metrics (harness.scoring)."""
 import math
@@ -108,14 +112,19 @@ def _written_by_us(path: Path, kind: str) -> bool:
                                                                        "assistant_prefix", "shots"}
 
 
-def _prepare_folder(out: Path, files: dict[str, Path]) -> None:
-    if out.exists() and not out.is_dir():
-        raise InputError("is a file, not a folder: choose another output folder", path=out, field="dir")
-    for kind, path in files.items():
-        if (path.exists() or path.is_symlink()) and (path.is_symlink() or not _written_by_us(path, kind)):
-            raise InputError("exists and was not written by pricebench export-lm-eval: not overwriting it "
-                             "(move it, or choose another folder)", path=path, field="dir")
-    out.mkdir(parents=True, exist_ok=True)
+def _legacy_files(folder: Path, marker) -> set[str] | None:
+    """A folder from before the marker: ours only if every file in it is one an export wrote."""
+    names = {}
+    for entry in os.scandir(folder):
+        kind = "yaml" if entry.name.endswith(".yaml") else "utils" if entry.name == "utils.py" else \
+            "jsonl" if entry.name.endswith(".jsonl") else None
+        if kind is None or not entry.is_file(follow_symlinks=False) or not _written_by_us(Path(entry.path), kind):
+            return None
+        names[entry.name] = kind
+    return set(names)
+
+
+LM_EVAL = owned.Owner(MARKER, WRITTEN_BY, "dir", legacy=_legacy_files)
 
 
 def export_lm_eval(task, out_dir, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, prompt: str = "base") -> Path:
@@ -128,13 +137,21 @@ def export_lm_eval(task, out_dir, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKEN
     if prompt == "chat" and in_context is not None and in_context.format == "turns":
         raise InputError("lm-eval's chat fields hold one system message, one user message and a prefix: export "
                          "the course's RAG message (--shot-format message)", field="--shot-format")
-    out = Path(out_dir).resolve()
+    out = Path(os.path.abspath(out_dir))
     name = task_name(task, prompt)
     data, path, utils = out / f"{name}.jsonl", out / f"{name}.yaml", out / "utils.py"
     requests = build_requests(task, task.eval_items(), prompt)
-    _prepare_folder(out, {"jsonl": data, "yaml": path, "utils": utils})
-    atomic_write(data, "".join(json.dumps(_doc(r), ensure_ascii=False) + "\n" for r in requests))
-    atomic_write(utils, UTILS)
+    planned = {data.name, path.name, utils.name}
+    with owned.writing(out, LM_EVAL, keep_others=True, planned=planned) as staging:
+        atomic_write(staging / data.name, "".join(json.dumps(_doc(r), ensure_ascii=False) + "\n" for r in requests))
+        atomic_write(staging / utils.name, UTILS)
+        atomic_write(staging / path.name, _yaml_text(task, name, data, requests, max_new_tokens, prompt))
+    return path
+
+
+def _yaml_text(task, name: str, data: Path, requests, max_new_tokens: int, prompt: str) -> str:
+    """The task YAML: a generate_until task over the JSONL at its final path."""
+    in_context = getattr(task, "in_context", None)
     spec = {
         "task": name,
         "dataset_path": "json",
@@ -153,6 +170,4 @@ def export_lm_eval(task, out_dir, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKEN
     text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
     text = text.replace("UTILS.", "!function utils.").replace("until: UNTIL", 'until: ["\\n"]')
     usage = "\n# The chat prompt needs `lm_eval --apply_chat_template`." if prompt == "chat" else ""
-    atomic_write(path, f"{HEADER} {task.name} --prompt {prompt}`: {len(requests)} items "
-                        f"of slice {task.eval_slice}.{usage}\n{text}")
-    return path
+    return f"{HEADER} {task.name} --prompt {prompt}`: {len(requests)} items of slice {task.eval_slice}.{usage}\n{text}"
