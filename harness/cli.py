@@ -11,7 +11,7 @@ pricebench export-runs <run-id>... | leaderboard.yaml FILE ; pricebench import F
 pricebench export-lm-eval amazon8 lm_eval_tasks/
 pricebench export-eee <run-id>... | leaderboards/course.yaml OUT_DIR
 pricebench curate OUT --name NAME --raw meta_Appliances.jsonl [--tokenizer ...] [--seed 42]
-pricebench finetune RECIPE [--task T] [--max-steps N] [--adapters DIR] [--threads N]
+pricebench finetune RECIPE [--task T] [--base hf:M] [--max-steps N] [--adapters DIR] [--threads N]
 """
 from __future__ import annotations
 
@@ -303,7 +303,10 @@ def cmd_finetune(args) -> int:
     from harness.finetune.recipe import load_recipe
     from harness.tasks import load_task
 
-    recipe = load_recipe(args.recipe).with_threads(args.threads)
+    recipe = load_recipe(args.recipe, base=args.base).with_threads(args.threads)
+    if recipe.base is None:
+        raise InputError("the recipe is a template (it names no base): give --base hf:<model>", path=recipe.path,
+                         field="base")
     if not (args.task or recipe.task):
         raise InputError("give --task (the recipe names no task)", path=recipe.path, field="task")
     task = load_task(args.task or recipe.task, data_dir=args.data_dir, strict=args.strict)
@@ -326,6 +329,7 @@ def cmd_finetune(args) -> int:
               f"tokens at {training.get('tokens_per_s')} tokens/s in {training.get('train_s')} s{validation}\n"
               f"adapter {result.adapter_id} -> {result.final}")
     where = f" -o adapters={args.adapters}" if args.adapters else ""
+    where += f" -o base={args.base}" if args.base else ""
     print(f"evaluate it: pricebench run --task {task.name} --model finetune:{args.recipe}{where}")
     return 0
 

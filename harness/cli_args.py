@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("finetune", help="fine-tune a model on a task's train split (LoRA / QLoRA / full): cached, resumable")
     p.add_argument("recipe", help="recipe name (finetunes/<name>.yaml) or path to a recipe YAML")
     p.add_argument("--task", help="task name or path to a task YAML (default: the recipe's task)")
+    p.add_argument("--base", help="the hf: model to train (replaces the recipe's base; a template needs it)")
     p.add_argument("--max-steps", type=_count(1, 10_000_000),
                    help="stop after N optimizer steps (overrides the recipe's; part of the adapter id)")
     p.add_argument("--adapters", help="adapter cache folder (default $PRICEBENCH_ADAPTERS or <cache>/adapters)")

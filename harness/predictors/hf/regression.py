@@ -37,7 +37,7 @@ class HFRegressionPredictor(HFPredictor):
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.source)
+            self._tokenizer = load_tokenizer(self.source, "left" if (self.head or {}).get("truncation_side") == "left" else "right")
         return self._tokenizer
 
     @property
