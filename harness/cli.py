@@ -304,9 +304,6 @@ def cmd_finetune(args) -> int:
     from harness.tasks import load_task
 
     recipe = load_recipe(args.recipe, base=args.base).with_threads(args.threads)
-    if recipe.base is None:
-        raise InputError("the recipe is a template (it names no base): give --base hf:<model>", path=recipe.path,
-                         field="base")
     if not (args.task or recipe.task):
         raise InputError("give --task (the recipe names no task)", path=recipe.path, field="task")
     task = load_task(args.task or recipe.task, data_dir=args.data_dir, strict=args.strict)

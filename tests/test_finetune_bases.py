@@ -70,7 +70,7 @@ def test_a_template_is_refused_without_a_base(recipes, data_dir, capsys):
     with pytest.raises(InputError, match="template .* -o base=hf:<model>"):
         make_predictor(ModelSpec(f"finetune:{recipes['template']}"))
     assert cli.main(["--data-dir", str(data_dir), "finetune", str(recipes["template"])]) == 2
-    assert "template (it names no base): give --base hf:<model>" in capsys.readouterr().err
+    assert "is a template (it names no base): give --base hf:<model>" in capsys.readouterr().err
 
 
 def _board(tmp_path, models: str) -> Path:
@@ -94,8 +94,8 @@ def test_a_two_base_entry_is_one_training_per_base_and_its_own_base_is_the_plain
     assert board.jobs[2].options_dict == {"base": SMOL, "overrides": {"max_steps": 3}}
     ids = [plan(t, data_dir).folder.adapter_id for t in trainings]
     assert ids[0] == PINNED and ids[2] == PINNED_3_STEPS and len(set(ids)) == 3
-    assert [t.describe() for t in trainings] == [
-        "amazon8 | train pin on smollm2-135m-instruct", "amazon8 | train pin on gemma-3-270m",
+    assert [t.describe() for t in trainings] == [          # the recipe's own base is not repeated
+        "amazon8 | train pin", "amazon8 | train pin on gemma-3-270m",
         "amazon8 | train tmpl on smollm2-135m-instruct max_steps=3"]
 
 
@@ -135,3 +135,70 @@ def test_the_dry_run_lists_every_training_with_its_adapter_id_and_every_evaluati
     assert re.search(r"^to-train +amazon8 \| train tmpl on gemma-3-270m max_steps=3  adapter [0-9a-f]{16}$", out, re.M)
     jobs = re.findall(r"^to-run +amazon8 \| finetune:\S+tmpl.yaml base=\"(hf:[\w.-]+)\" overrides=", out, re.M)
     assert jobs == [SMOL, GEMMA] and "2 trainings and 2 jobs" in out
+
+
+CPU_TEMPLATE = """\
+name: {name}
+objective: {objective}
+data: {{train: 4, validation: 0}}
+lora: {{r: 4, alpha: 8, dropout: 0.0, target_modules: [q_proj, v_proj]}}
+training: {{learning_rate: 1.0e-3, schedule: constant, batch_size: 2, max_steps: 1, max_length: 256, precision: fp32,
+            device: cpu, threads: 1}}
+"""
+
+
+@pytest.mark.slow
+def test_a_two_base_leaderboard_trains_each_base_once_and_a_second_suite_trains_nothing(tmp_path, data_dir):
+    """Real training, 1 step of 2 items: the causal template on both test models, and the regression
+    template with 2 nearest shots in every prompt (retrieval-augmented), each evaluated on 3 items."""
+    pytest.importorskip("trl")
+    import json
+
+    from harness.finetune.regression import read_head
+    from harness.suite import run_suite
+    from harness.suite.executors import LocalExecutor
+    from tests.test_suite_finetune import _tiny_task
+
+    for name, objective in (("tmpl", "causal_lm"), ("tmpl-regression", "regression")):
+        (tmp_path / f"{name}.yaml").write_text(CPU_TEMPLATE.format(name=name, objective=objective), encoding="utf-8")
+    adapters, store = tmp_path / "adapters", tmp_path / "runs"
+    path = tmp_path / "board.yaml"
+    path.write_text(f"""\
+name: bases
+tasks: [{_tiny_task(tmp_path, data_dir)}]
+models:
+  - finetune: {{recipe: tmpl.yaml, bases: [{SMOL}, {GEMMA}]}}
+    options: {{adapters: {adapters}, batch_size: 3}}
+  - finetune:
+      recipe: tmpl-regression.yaml
+      bases: [{SMOL}]
+      overrides: {{in_context: {{shots: 2, shot_selector: nearest}}}}
+    options: {{adapters: {adapters}, batch_size: 3}}
+""", encoding="utf-8")
+    board = load_leaderboard(path)
+    first = run_suite(board, executor=LocalExecutor(progress_every=0), data_dir=data_dir, store=store)
+    trained = list(first.trainings)
+    assert [t.describe() for t, _ in trained] == ["tiny | train tmpl on smollm2-135m-instruct",
+                                                  "tiny | train tmpl on gemma-3-270m",
+                                                  "tiny | train tmpl-regression on smollm2-135m-instruct "
+                                                  "in_context={\"shot_selector\": \"nearest\", \"shots\": 2}"]
+    assert all(o["ok"] and not o["cached"] and o["steps"] == 1 for _, o in trained), trained
+    assert len({o["adapter_id"] for _, o in trained}) == 3 and len(list(adapters.iterdir())) == 3
+    assert [o["computed"] for _, o in first.outcomes] == [3, 3, 3], first.outcomes
+
+    again = run_suite(board, executor=LocalExecutor(progress_every=0), data_dir=data_dir, store=store)
+    assert all(o["cached"] for _, o in again.trainings) and [o["computed"] for _, o in again.outcomes] == [0, 0, 0]
+    assert [o["adapter_id"] for _, o in again.trainings] == [o["adapter_id"] for _, o in trained]
+    for _, outcome in trained:
+        assert len(json.loads((Path(outcome["path"]) / "manifest.json").read_text())["sessions"]) == 1
+
+    rag_job, rag_outcome = first.outcomes[2]
+    head = read_head(Path(trained[2][1]["path"]) / "final")
+    assert head["truncation_side"] == "left"                # the item asked is at the end of a prompt with shots
+    records = [json.loads(line) for line in (store / rag_outcome["run_id"] / "predictions.jsonl").open()]
+    task = load_task(rag_job.task, data_dir=data_dir)
+    from harness.prompts import build_requests
+
+    asked = build_requests(task.with_in_context({"shots": 2, "shot_selector": "nearest"}), task.eval_items(), "base")
+    assert [r["shots"] for r in records] == [[s.item.id for s in r.shots] for r in asked]
+    assert all(len(r["shots"]) == 2 and r["parsed"] for r in records)

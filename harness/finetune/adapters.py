@@ -154,6 +154,9 @@ def plan_adapter(recipe, task, *, adapters=None, max_steps: int | None = None) -
 
     from harness.finetune.data import build_data
 
+    if recipe.base is None:
+        raise InputError(f"recipe {recipe.name} is a template (it names no base): give --base hf:<model> "
+                         f"(a leaderboard: finetune: {{recipe, bases}})", path=recipe.path, field="base")
     if task.eval_slice_override is not None:
         task = dataclasses.replace(task, eval_slice_override=None, _cache={})
     if task.in_context_override is not None:

@@ -28,6 +28,7 @@ from harness.predictors.options import option, runtime
 
 class FinetunePredictor(HFPredictor):
     objective = "causal_lm"
+    reads = "base prompt"               # what its label says the price comes from
     checkpoints = "checkpoints"         # where training saves them, inside the adapter folder
     prompts = (None, "base")
     prompt_advice = "the adapter was trained on the task's base prompt: --prompt base (or leave it out)"
@@ -149,7 +150,7 @@ class FinetunePredictor(HFPredictor):
                         if key != "in_context")
         shots = f", {self.recipe.shots.describe()}" if self.recipe.in_context else ""
         return (f"{self.recipe.name}{tuned}{checkpoint} ({self.recipe.base[3:]} {self.recipe.method}{quant}, "
-                f"base prompt{shots})")
+                f"{self.reads}{shots})")
 
 
 def _complete_checkpoint(folder) -> bool:
@@ -164,10 +165,8 @@ class FinetuneRegressionPredictor(FinetunePredictor, HFRegressionPredictor):
     log(price) gives the price (harness/predictors/hf/regression.py), found like any fine-tune."""
 
     objective = "regression"
+    reads = "regression head"
     checkpoints = "final/checkpoints"   # harness/finetune/regression.py trains inside final/
-
-    def label(self) -> str:
-        return FinetunePredictor.label(self).replace(", base prompt)", ", regression head)")
 
     def _head_identity(self) -> dict:
         return {}                     # the adapter id (data, recipe, base weights) decides the head

@@ -45,18 +45,9 @@ class TrainJob:
         return json.loads(self.overrides) if self.overrides else {}
 
     def describe(self) -> str:
-        base = self.base or self._own_base()
-        base = f" on {base.removeprefix('hf:')}" if base else ""
+        base = f" on {self.base.removeprefix('hf:')}" if self.base else ""     # else the recipe's own
         tuned = "".join(f" {key}={json.dumps(value, sort_keys=True)}" for key, value in self.overrides_dict.items())
         return f"{self.task_name} | train {self.recipe_name}{base}{tuned}"
-
-    def _own_base(self) -> str | None:
-        from harness.errors import InputError
-
-        try:
-            return self.load_recipe().base
-        except InputError:              # the training's own outcome says why
-            return None
 
     def load_recipe(self):
         from harness.finetune.recipe import load_recipe
