@@ -100,7 +100,8 @@ def test_the_fine_tune_is_evaluated_with_the_same_shots_and_refuses_others(copie
     for other in ({"shots": 0}, {"shots": 3, "shot_selector": "nearest"}):
         with pytest.raises(InputError, match="trained with 2-shot nearest"):
             task_for(task.with_in_context(other), predictor)
-    assert task_for(task.with_in_context({"shots": 2, "shot_selector": "nearest"}), predictor).in_context == asked.in_context
+    same = task.with_in_context({"shots": 2, "shot_selector": "nearest"})
+    assert task_for(same, predictor).in_context == asked.in_context
 
 
 def test_a_regression_recipe_takes_the_same_in_context_and_its_predictor_asks_with_it(copied, tmp_path):

@@ -5,9 +5,9 @@ A recipe names its base model (any `hf:` spec, with hf options) or none (a templ
 comes from a leaderboard's `bases:`, `--base` or `-o base=`), the method (lora | qlora | full), the
 objective (causal_lm | regression), the data (train subset, validation size), optional in-context
 examples in every training prompt (`in_context:`, harness/retrieval's settings) and the training
-settings. A few settings a user varies can be overridden (OVERRIDES) without a new file: the
-override is written into the loaded YAML and checked as if the file said it. Every failure is an
-InputError naming the file, line and field.
+settings. Another base and a few settings a user varies can be given without a new file
+(harness/finetune/variants.py: written into the loaded YAML and checked as if the file said them).
+Every failure is an InputError naming the file, line and field.
 """
 from __future__ import annotations
 
