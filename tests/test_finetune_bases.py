@@ -148,7 +148,7 @@ training: {{learning_rate: 1.0e-3, schedule: constant, batch_size: 2, max_steps:
 
 
 @pytest.mark.slow
-def test_a_two_base_leaderboard_trains_each_base_once_and_a_second_suite_trains_nothing(tmp_path, data_dir):
+def test_a_two_base_leaderboard_trains_each_base_once_and_a_second_suite_trains_nothing(tmp_path, data_dir, capsys):
     """Real training, 1 step of 2 items: the causal template on both test models, and the regression
     template with 2 nearest shots in every prompt (retrieval-augmented), each evaluated on 3 items."""
     pytest.importorskip("trl")
@@ -191,6 +191,10 @@ models:
     assert [o["adapter_id"] for _, o in again.trainings] == [o["adapter_id"] for _, o in trained]
     for _, outcome in trained:
         assert len(json.loads((Path(outcome["path"]) / "manifest.json").read_text())["sessions"]) == 1
+    argv = ["--data-dir", str(data_dir), "finetune", str(tmp_path / "tmpl.yaml"), "--base", GEMMA, "--task",
+            board.jobs[0].task, "--adapters", str(adapters)]
+    assert cli.main(argv) == 0                                # the CLI's --base finds the suite's adapter
+    assert f"adapter {trained[1][1]['adapter_id']} (cached: nothing retrained)" in capsys.readouterr().out
 
     rag_job, rag_outcome = first.outcomes[2]
     head = read_head(Path(trained[2][1]["path"]) / "final")
