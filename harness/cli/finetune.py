@@ -15,6 +15,7 @@ class Finetune(Verb):
     def add_arguments(self, p) -> None:
         p.add_argument("recipe", help="recipe name (finetunes/<name>.yaml) or path to a recipe YAML")
         p.add_argument("--task", help="task name or path to a task YAML (default: the recipe's task)")
+        p.add_argument("--base", help="the hf: model to train (replaces the recipe's base; a template needs it)")
         p.add_argument("--max-steps", type=count(1, 10_000_000),
                        help="stop after N optimizer steps (overrides the recipe's; part of the adapter id)")
         p.add_argument("--adapters", help="adapter cache folder (default $PRICEBENCH_ADAPTERS or <cache>/adapters)")
@@ -28,7 +29,7 @@ class Finetune(Verb):
         from harness.jsonio import finite_json
         from harness.tasks import load_task
 
-        recipe = load_recipe(args.recipe).with_threads(args.threads)
+        recipe = load_recipe(args.recipe, base=args.base).with_threads(args.threads)
         if not (args.task or recipe.task):
             raise InputError("give --task (the recipe names no task)", path=recipe.path, field="task")
         task = load_task(args.task or recipe.task, data_dir=args.data_dir, strict=args.strict)
@@ -45,6 +46,7 @@ class Finetune(Verb):
             print(f"trained {recipe.name} on {task.name}: {_trained(training)}\n"
                   f"adapter {result.adapter_id} -> {result.final}")
         where = f" -o adapters={args.adapters}" if args.adapters else ""
+        where += f" -o base={args.base}" if args.base else ""
         print(f"evaluate it: pricebench run --task {task.name} --model finetune:{args.recipe}{where}")
         return 0
 

@@ -148,13 +148,19 @@ class AdapterPlan:
 
 def plan_adapter(recipe, task, *, adapters=None, max_steps: int | None = None) -> AdapterPlan:
     """The adapter `finetune` would train or find: its identity and folder (nothing is loaded or trained).
-    The train split is kept apart from the task's own evaluation slice, whatever slice `task` was loaded with."""
+    The train split is kept apart from the task's own evaluation slice, whatever slice `task` was loaded with;
+    its prompts are the task's own (a run's --shots is not the recipe's `in_context`)."""
     import dataclasses
 
     from harness.finetune.data import build_data
 
+    if recipe.base is None:
+        raise InputError(f"recipe {recipe.name} is a template (it names no base): give --base hf:<model> "
+                         f"(a leaderboard: finetune: {{recipe, bases}})", path=recipe.path, field="base")
     if task.eval_slice_override is not None:
         task = dataclasses.replace(task, eval_slice_override=None, _cache={})
+    if task.in_context_override is not None:
+        task = dataclasses.replace(task, in_context_override=None)
     recipe = recipe.with_max_steps(max_steps)
     data = build_data(task, recipe)
     predictor = base_predictor(recipe)
@@ -258,7 +264,8 @@ def _train_regression(recipe, predictor, data, out_dir: Path, *, resume, callbac
         learning_rate=recipe.learning_rate, schedule=recipe.schedule, warmup_ratio=recipe.warmup_ratio,
         epochs=recipe.epochs, max_steps=recipe.max_steps, batch_size=recipe.batch_size, grad_accum=recipe.grad_accum,
         max_length=recipe.max_length, seed=recipe.seed, precision=recipe.resolved_precision,
-        eval_every=recipe.eval_every, save_every=recipe.save_every, resume=resume, callbacks=list(callbacks))
+        eval_every=recipe.eval_every, save_every=recipe.save_every, resume=resume, callbacks=list(callbacks),
+        truncation_side="left" if recipe.in_context else "right")
 
 
 def _versions() -> dict:

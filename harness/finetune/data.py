@@ -85,8 +85,16 @@ def split_items(items: list[Item], *, train, validation: int, seed: int) -> tupl
     return chosen, [items[i] for i in order[:validation]]
 
 
-def _pairs(task, items: list[Item]) -> list[Pair]:
-    requests = build_requests(task, items, "base")
+def _pairs(task, items: list[Item], recipe, refuse=()) -> list[Pair]:
+    """The items as the evaluator will ask them. A recipe with `in_context` shows each its nearest (or
+    random) train items as the evaluator's shots, chosen by the same code with the same guard: never the
+    item itself, an evaluation item, a copy of either, nor an id in `refuse` (the validation items)."""
+    if recipe.in_context:
+        from harness.retrieval.render import in_context_requests
+
+        requests = in_context_requests(task, items, "base", recipe.shots, refuse=set(refuse))
+    else:
+        requests = build_requests(task, items, "base")
     return [Pair(r.item.id, r.prompt, completion_for(r.item.price), r.item.price) for r in requests]
 
 
@@ -103,5 +111,6 @@ def training_items(task, recipe) -> tuple[list[Item], list[Item]]:
 def build_data(task, recipe) -> FinetuneData:
     """The recipe's train and validation pairs on `task` (a harness.tasks.Task)."""
     train, validation = training_items(task, recipe)
-    return FinetuneData(train=_pairs(task, train), validation=_pairs(task, validation),
+    held_out = {item.id for item in validation}
+    return FinetuneData(train=_pairs(task, train, recipe, refuse=held_out), validation=_pairs(task, validation, recipe),
                         train_excluded=len(task.train_excluded))

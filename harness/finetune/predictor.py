@@ -7,6 +7,11 @@ identity holds that id (and the checkpoint, when one is asked for), so an evalua
 the adapter it measured. The base loads as `hf:` loads it (a QLoRA recipe at 4-bit), with the
 base prompt the adapter was trained on. Nothing trains here: an adapter not yet trained is an
 error that says which `pricebench finetune` command makes it.
+
+`-o base=hf:...` trains the recipe on another base (a template recipe names none), `-o
+overrides={...}` changes the settings harness/finetune/variants.py lists: both are the recipe's,
+so they change the adapter id. A recipe trained with in-context examples in its prompts is
+evaluated with the same ones (`trained_in_context`, applied by retrieval.config.task_for).
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from harness.predictors.options import option, runtime
 
 class FinetunePredictor(HFPredictor):
     objective = "causal_lm"
+    reads = "base prompt"               # what its label says the price comes from
     checkpoints = "checkpoints"         # where training saves them, inside the adapter folder
     prompts = (None, "base")
     prompt_advice = "the adapter was trained on the task's base prompt: --prompt base (or leave it out)"
@@ -31,14 +37,20 @@ class FinetunePredictor(HFPredictor):
     class Options(HFPredictor.Options):
         checkpoint: int | None = option(None, ge=1, description="evaluate checkpoint-N instead of the final adapter")
         adapters: str | None = runtime(None, description="the adapter cache folder (default $PRICEBENCH_ADAPTERS)")
+        base: str | None = option(None, description="the base to train the recipe on (hf:...; a template names none)")
+        overrides: dict | None = option(None, description="recipe settings: max_steps, learning_rate, train_size, ...")
 
     def __init__(self, spec: ModelSpec):
-        if (spec.options or {}).get("adapter") is not None:
+        given = spec.options or {}
+        if given.get("adapter") is not None:
             raise InputError("finetune: the recipe names the adapter; use hf:<base> -o adapter=<folder> for another",
                              field="adapter")
-        self.recipe = load_recipe(spec.target) if spec.target else None
-        if self.recipe is None:
+        if not spec.target:
             raise InputError("finetune: needs a recipe, e.g. finetune:smollm2-135m-lora-cpu", field="model")
+        self.recipe = load_recipe(spec.target, base=given.get("base"), overrides=given.get("overrides"))
+        if self.recipe.base is None:
+            raise InputError(f"finetune: recipe {self.recipe.name} is a template (it names no base): add "
+                             f"-o base=hf:<model> (a leaderboard: finetune: {{recipe, bases}})", field="base")
         if self.recipe.objective != self.objective:
             raise InputError(f"finetune: recipe {self.recipe.name} has objective {self.recipe.objective}",
                              field="model")
@@ -61,6 +73,12 @@ class FinetunePredictor(HFPredictor):
     def kind(self) -> str:
         return "open-finetuned"
 
+    @property
+    def trained_in_context(self):
+        """The in-context setting its training prompts showed (retrieval.InContext), or None: its evaluation
+        shows the same shots (retrieval.config.task_for)."""
+        return self.recipe.shots if self.recipe.in_context else None
+
     # --- which adapter ---------------------------------------------------------------------
     def locate(self, task) -> dict:
         """{id, folder, weights (what to load), checkpoint} of this recipe's adapter on `task`: the one
@@ -72,7 +90,8 @@ class FinetunePredictor(HFPredictor):
             from harness.finetune.data import build_data, check_disjoint, training_items
             from harness.runs.store import run_id
 
-            trained_on = dataclasses.replace(task, eval_slice_override=None, _cache={})
+            # the training data of `pricebench finetune`: the task's own slice and in-context default, not the run's
+            trained_on = dataclasses.replace(task, eval_slice_override=None, in_context_override=None, _cache={})
             train, validation = training_items(trained_on, self.recipe)
             check_disjoint(train + validation, task.eval_items(), what="the adapter's training data")
             base_weights = super().identity(task)["weights"]
@@ -127,7 +146,11 @@ class FinetunePredictor(HFPredictor):
     def label(self) -> str:
         checkpoint = f" checkpoint {self.options.checkpoint}" if self.options.checkpoint else ""
         quant = "" if self.spec.quant == "none" else f" {self.spec.quant}"
-        return f"{self.recipe.name}{checkpoint} ({self.recipe.base[3:]} {self.recipe.method}{quant}, base prompt)"
+        tuned = "".join(f" {key}={value}" for key, value in sorted((self.options.overrides or {}).items())
+                        if key != "in_context")
+        shots = f", {self.recipe.shots.describe()}" if self.recipe.in_context else ""
+        return (f"{self.recipe.name}{tuned}{checkpoint} ({self.recipe.base[3:]} {self.recipe.method}{quant}, "
+                f"{self.reads}{shots})")
 
 
 def _complete_checkpoint(folder) -> bool:
@@ -142,10 +165,8 @@ class FinetuneRegressionPredictor(FinetunePredictor, HFRegressionPredictor):
     log(price) gives the price (harness/predictors/hf/regression.py), found like any fine-tune."""
 
     objective = "regression"
+    reads = "regression head"
     checkpoints = "final/checkpoints"   # harness/finetune/regression.py trains inside final/
-
-    def label(self) -> str:
-        return FinetunePredictor.label(self).replace(", base prompt)", ", regression head)")
 
     def _head_identity(self) -> dict:
         return {}                     # the adapter id (data, recipe, base weights) decides the head
@@ -158,7 +179,9 @@ class FinetuneRegressionPredictor(FinetunePredictor, HFRegressionPredictor):
 
 
 def create(spec: ModelSpec) -> FinetunePredictor:
-    recipe = load_recipe(spec.target) if spec.target else None
+    options = spec.options or {}
+    recipe = load_recipe(spec.target, base=options.get("base"), overrides=options.get("overrides")) \
+        if spec.target else None
     if recipe is not None and recipe.objective == "regression":
         return FinetuneRegressionPredictor(spec)
     return FinetunePredictor(spec)

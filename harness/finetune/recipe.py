@@ -1,9 +1,13 @@
 """Fine-tuning recipes: a YAML file per recipe (finetunes/*.yaml), loaded by name or path and
 checked strictly, so a typo (`learning_rat`) never silently trains with a default.
 
-A recipe names its base model (any `hf:` spec, with hf options), the method (lora | qlora |
-full), the objective (causal_lm | regression), the data (train subset, validation size) and
-the training settings. Every failure is an InputError naming the file, line and field.
+A recipe names its base model (any `hf:` spec, with hf options) or none (a template: the base
+comes from a leaderboard's `bases:`, `--base` or `-o base=`), the method (lora | qlora | full), the
+objective (causal_lm | regression), the data (train subset, validation size), optional in-context
+examples in every training prompt (`in_context:`, harness/retrieval's settings) and the training
+settings. Another base and a few settings a user varies can be given without a new file
+(harness/finetune/variants.py: written into the loaded YAML and checked as if the file said them).
+Every failure is an InputError naming the file, line and field.
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_wit
              "inverse_sqrt")
 COMPUTE_DTYPES = ("bfloat16", "float16", "float32")
 
-TOP_KEYS = {"name", "description", "base", "method", "objective", "task", "data", "lora", "qlora", "training"}
+TOP_KEYS = {"name", "description", "base", "method", "objective", "task", "data", "lora", "qlora", "training",
+            "in_context"}
 BASE_KEYS = {"model", "options"}
 DATA_KEYS = {"train", "validation", "validation_mae_items"}
 LORA_KEYS = {"r", "alpha", "dropout", "target_modules"}
@@ -44,7 +49,7 @@ class Recipe:
     """A validated recipe, every default filled in (what the adapter id hashes, normalized)."""
 
     name: str
-    base: str                                   # an hf: model spec, e.g. hf:smollm2-135m-instruct
+    base: str | None = None                     # an hf: model spec, e.g. hf:smollm2-135m-instruct; None: a template
     method: str = "lora"
     objective: str = "causal_lm"
     description: str = ""
@@ -73,6 +78,7 @@ class Recipe:
     threads: int | str = "auto"                 # CPU threads; auto: torch's, or 1 when the box is already busy
     eval_every: int | None = None               # steps; None = once, at the end
     save_every: int | None = None               # steps; None = only the final adapter
+    in_context: dict = field(default_factory=dict)   # shots in every training prompt (retrieval option keys)
     path: str | None = field(default=None, compare=False)
 
     @property
@@ -83,6 +89,8 @@ class Recipe:
     def identity(self) -> dict:
         """What decides the trained weights: every field but the name, description, file and device."""
         skip = {"name", "description", "path", "task", *RUNTIME_FIELDS}
+        if not self.in_context:
+            skip.add("in_context")                      # adapters trained without shots keep their ids
         if self.method == "full":
             skip.add("lora")
         if self.method != "qlora":
@@ -104,6 +112,13 @@ class Recipe:
     def with_max_steps(self, steps: int | None) -> "Recipe":
         return self if steps is None else replace(self, max_steps=steps)
 
+    @property
+    def shots(self):
+        """The retrieval.InContext its training prompts (and so its evaluation prompts) show."""
+        from harness.retrieval.config import from_options
+
+        return from_options(self.in_context)
+
     def with_threads(self, threads: int | None) -> "Recipe":
         return self if threads is None else replace(self, threads=threads)
 
@@ -116,8 +131,10 @@ def recipe_files(folder=None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
 
 
-def load_recipe(name_or_path, folder=None) -> Recipe:
-    """A recipe by name (finetunes/<name>.yaml) or by path to a YAML file."""
+def load_recipe(name_or_path, folder=None, *, base: str | None = None, overrides: dict | None = None) -> Recipe:
+    """A recipe by name (finetunes/<name>.yaml) or by path to a YAML file; `base` (an hf: spec)
+    replaces its base, `overrides` (OVERRIDES' names) its settings. An error in either names
+    `base` or `overrides.<name>` (the caller says where the user wrote it)."""
     text = str(name_or_path)
     if text.endswith((".yaml", ".yml")):
         path = Path(text).expanduser()
@@ -129,7 +146,12 @@ def load_recipe(name_or_path, folder=None) -> Recipe:
             raise InputError(f"unknown recipe {text!r}{did_you_mean(text, files)} (known: "
                              f"{', '.join(files) or 'none'}; or give a path to a recipe .yaml)", field="recipe")
         path = files[text]
-    return validate(load_spec(path))
+    spec = load_spec(path)
+    if base is None and not overrides:
+        return validate(spec)
+    from harness.finetune.variants import customize
+
+    return customize(spec, base, overrides)
 
 
 # --- the schema --------------------------------------------------------------------------------
@@ -175,7 +197,9 @@ def _mapping(spec: Spec, allowed, *keys) -> dict:
     return node
 
 
-def _base(spec: Spec) -> tuple[str, dict]:
+def _base(spec: Spec) -> tuple[str | None, dict]:
+    if spec.get("base") is None:
+        return None, {}                 # a template: the base comes from a leaderboard, --base or -o base=
     value = spec.require("base")
     if isinstance(value, str):
         model, options = value, {}
@@ -290,6 +314,21 @@ def _task(spec: Spec) -> str:
     return value
 
 
+def _in_context(spec: Spec) -> dict:
+    """`in_context: {shots, shot_selector, retriever, shot_seed}`: harness/retrieval's own settings and checks."""
+    from harness.retrieval.config import KEYS, merge
+
+    node = _mapping(spec, set(KEYS), "in_context")
+    try:
+        ic = merge(None, node, names={key: f"in_context.{key}" for key in KEYS})
+    except InputError as e:
+        raise spec.error(e.reason, *(e.field or "in_context").split(".")) from None
+    if ic.format != "message":
+        raise spec.error("a fine-tune trains on the base prompt: its shots are completed prompts, not chat turns",
+                         "in_context", "shot_format")
+    return ic.as_options()
+
+
 def validate(spec: Spec) -> Recipe:
     check_keys(spec, spec, TOP_KEYS)
     name = check_name(spec, "name")
@@ -315,5 +354,5 @@ def validate(spec: Spec) -> Recipe:
     qlora["compute_dtype"] = _choice(spec, COMPUTE_DTYPES, qlora["compute_dtype"], "qlora", "compute_dtype")
     return Recipe(name=name, base=base, base_options=base_options, method=method, objective=objective,
                   description=description, task=task, train=_train_subset(spec), validation=validation,
-                  validation_mae_items=mae_items, lora=_lora(spec), qlora=qlora, path=str(spec.path),
-                  **_training(spec))
+                  validation_mae_items=mae_items, lora=_lora(spec), qlora=qlora, in_context=_in_context(spec),
+                  path=str(spec.path), **_training(spec))

@@ -56,13 +56,15 @@ def to_prices(outputs, head: dict) -> list[float]:
     return [math.exp(max(-Z_LIMIT, min(Z_LIMIT, float(z))) * head["std"] + head["mean"]) for z in outputs]
 
 
-def load_tokenizer(model_dir):
-    """Right padding (the head reads the last real token; positions start at 0 for every row)."""
+def load_tokenizer(model_dir, truncation_side: str = "right"):
+    """Right padding (the head reads the last real token; positions start at 0 for every row).
+    Truncation on the right keeps the title and the start of the description; a prompt with shots
+    before the item is cut on the left (the item asked is at its end)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     tokenizer.padding_side = "right"
-    tokenizer.truncation_side = "right"      # keep the title and the start of the description
+    tokenizer.truncation_side = truncation_side
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -150,7 +152,7 @@ def train_regression(*, model_dir: Path, train: list[tuple[str, float]], validat
                      out_dir: Path, lora: dict, learning_rate: float, schedule: str, warmup_ratio: float,
                      epochs: float | None, max_steps: int | None, batch_size: int, grad_accum: int, max_length: int,
                      seed: int, precision: str, eval_every: int | None, save_every: int | None, resume: bool,
-                     callbacks: list) -> dict:
+                     callbacks: list, truncation_side: str = "right") -> dict:
     """Train a LoRA + scalar-head regressor of log(price) on (prompt text, price) pairs and save it
     into out_dir (checkpoints under out_dir/checkpoints every save_every steps; resume=True goes on
     from the last one). Returns the summary: loss curve, validation MAE in dollars, speed, memory."""
@@ -167,11 +169,11 @@ def train_regression(*, model_dir: Path, train: list[tuple[str, float]], validat
     logs = np.log([price for _, price in train])
     head = {"objective": "regression", "target": "log(price)", "mean": float(logs.mean()),
             "std": float(max(logs.std(), 1e-6)), "max_length": int(max_length),
-            "padding_side": "right", "truncation_side": "right", "base_weights": weights_fingerprint(model_dir)}
+            "padding_side": "right", "truncation_side": truncation_side, "base_weights": weights_fingerprint(model_dir)}
     precision = resolve_precision(precision)
     warnings.filterwarnings("ignore", message=".*is deprecated and will be removed in v6.*", category=FutureWarning)
     set_seed(seed)
-    tokenizer = load_tokenizer(model_dir)
+    tokenizer = load_tokenizer(model_dir, truncation_side)
     # bf16: the frozen backbone is stored in bf16 (its matmuls run natively, no per-step casts),
     # the trained weights (LoRA, head) stay fp32 under autocast.
     model = load_backbone(model_dir, tokenizer, dtype=torch.bfloat16 if precision == "bf16" else torch.float32)

@@ -158,7 +158,15 @@ def task_for(task, predictor):
     """The task as this predictor runs it. A task's own default (`in_context:` in its YAML) does not
     apply where it cannot: none for a predictor that reads no prompt (a recorded run, a fitted
     baseline), the one-message format for a base prompt. Asked for explicitly, either is refused
-    (`check_reader`)."""
+    (`check_reader`). A fine-tune trained with shots in its prompts (`trained_in_context`) is
+    asked with the same ones; asked for others, it refuses."""
+    trained = getattr(predictor, "trained_in_context", None)
+    if trained is not None:
+        if task.in_context_override is not None and task.in_context_override != trained:
+            raise InputError(f"{predictor.spec.name} was trained with {trained.describe()} examples in its prompts "
+                             f"and is evaluated with the same: drop --shots (asked: "
+                             f"{task.in_context_override.describe()})", field="shots")
+        return task.with_in_context(trained)
     ic = task.in_context
     if not ic.active or task.in_context_override is not None:
         return task

@@ -51,13 +51,15 @@ def chat_messages(template: dict, asked: Item, shots, shot_format: str = "messag
     return messages
 
 
-def in_context_requests(task, items, style: str, ic, *, reads_prompt: bool = True, progress=None) -> list:
-    """prompts.build_requests for a task with in-context examples: the shots of each item (select.py),
-    rendered; a base prompt cuts the shots' texts as it cuts the asked item's (`prompts.truncate`)."""
+def in_context_requests(task, items, style: str, ic, *, reads_prompt: bool = True, progress=None,
+                        refuse=None) -> list:
+    """prompts.build_requests for a task with in-context examples: the shots of each item (select.py;
+    `refuse`: see choose_shots), rendered; a base prompt cuts the shots' texts as it cuts the asked
+    item's (`prompts.truncate`)."""
     from harness.prompts import Request, render_base, truncate_items
     from harness.retrieval.select import Shot, choose_shots
 
-    chosen = choose_shots(task, items, ic, progress=progress)[0]
+    chosen = choose_shots(task, items, ic, progress=progress, refuse=refuse)[0]
     if style == "chat":
         return [Request(item, "chat", shots=chosen[item.id],
                         messages=tuple(chat_messages(task.chat_template, item, chosen[item.id], ic.format)))

@@ -49,14 +49,19 @@ def identity(task, ic: InContext) -> dict:
     return ident
 
 
-def choose_shots(task, items: list[Item], ic: InContext, *, progress: bool | None = None) -> tuple[dict, dict]:
-    """({asked item id: (Shot, ...)}, info for the manifest), for every item of `items`."""
-    if not ic.active:
+def choose_shots(task, items: list[Item], ic: InContext, *, progress: bool | None = None,
+                 refuse=None) -> tuple[dict, dict]:
+    """({asked item id: (Shot, ...)}, info for the manifest), for every item of `items`.
+    refuse: the ids never shown besides the evaluation slice's; default the asked items (evaluation
+    items). A fine-tune's train examples are train items: it passes its validation ids (each example
+    still never sees itself nor a copy of itself)."""
+    if not ic.active or not items:
         return {item.id: () for item in items}, {}
     train = task.train_items()
     if ic.shots > len(train):
         raise InputError(f"{ic.shots} shots asked, but the train split has {len(train)} items", field="shots")
-    eval_ids = {item.id for item in task.eval_items()} | {item.id for item in items}
+    refused = {item.id for item in items} if refuse is None else set(refuse)
+    eval_ids = {item.id for item in task.eval_items()} | refused
     if ic.selector == "random":
         return _random(train, items, ic, eval_ids), {"train_items": len(train)}
     return _nearest(task, train, items, ic, eval_ids, progress)

@@ -15,11 +15,12 @@ from harness.predictors.base import QUANTS
 from harness.prompts import STYLES
 from harness.suite.finetune_spec import checkpoints as checkpoints_of
 from harness.suite.finetune_spec import is_finetune, resolve_finetune
+from harness.suite.finetune_spec import variants as finetune_variants
 from harness.errors import InputError
 from harness.yamlspec import Spec, check_keys, check_name, did_you_mean, load_spec
 
 SHOT_KEYS = ("shots", "shot_selector", "retriever", "shot_seed", "shot_format")   # in-context axes
-MODEL_KEYS = {"model", "quant", "prompt", "options", "tasks", "resources", "checkpoints", *SHOT_KEYS}
+MODEL_KEYS = {"model", "finetune", "quant", "prompt", "options", "tasks", "resources", "checkpoints", *SHOT_KEYS}
 TOP_KEYS = {"name", "title", "description", "tasks", "references", "models"}
 RESOURCE_KEYS = {"num_cpus", "num_gpus", "memory", "custom"}   # custom: {ray resource name: amount}
 
@@ -176,12 +177,8 @@ def load_leaderboard(path) -> Leaderboard:
         if not isinstance(entry, dict):
             raise spec.error("must be a model name or a mapping with 'model'", "models", n)
         _check_unknown(spec, entry, MODEL_KEYS, "models", n)
-        model = entry.get("model")
-        if not isinstance(model, str) or ":" not in model:
-            raise spec.error("must be 'backend:name', e.g. baseline:random or hf:gemma-3-270m",
-                             "models", n, "model")
-        if is_finetune(model):
-            model = resolve_finetune(spec, model, "models", n, "model")
+        models = _models(spec, entry, n)
+        model = models[0][0]
         steps = checkpoints_of(spec, entry, model, "models", n)
         quants = _as_list(spec, entry.get("quant", "none"), "models", n, "quant")
         for i, q in enumerate(quants):
@@ -191,9 +188,6 @@ def load_leaderboard(path) -> Leaderboard:
         for p in prompts:
             if p is not None and p not in STYLES:
                 raise spec.error(f"must be one of {', '.join(STYLES)}, got {p!r}", "models", n, "prompt")
-        options = entry.get("options") or {}
-        if not isinstance(options, dict):
-            raise spec.error("must be a mapping of backend options", "models", n, "options")
         resources = _resources(spec, entry.get("resources"), "models", n, "resources")
         entry_tasks = entry.get("tasks")
         if entry_tasks is None:
@@ -205,9 +199,10 @@ def load_leaderboard(path) -> Leaderboard:
                 if t not in by_name:
                     raise spec.error(f"task {t!r} is not in 'tasks'", "models", n, "tasks", i)
             chosen = [by_name[t] for t in entry_tasks]
-        frozen_options = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in options.items()))
         shots = _in_context_axes(spec, entry, n)
-        for task, quant, prompt, in_context in itertools.product(chosen, quants, prompts, shots):
+        for (model, options), task, quant, prompt, in_context in itertools.product(models, chosen, quants, prompts,
+                                                                                  shots):
+            frozen_options = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in options.items()))
             jobs.append(Job(task=task, model=model, quant=quant, prompt=prompt, options=frozen_options,
                             resources=resources, in_context=in_context, checkpoints=steps))
 
@@ -215,6 +210,23 @@ def load_leaderboard(path) -> Leaderboard:
     unique = [j for j in jobs if not (j in seen or seen.add(j))]
     return Leaderboard(name=name, title=spec.get("title") or name, description=spec.get("description") or "",
                        tasks=tasks, jobs=unique, path=spec.path)
+
+
+def _models(spec: Spec, entry: dict, n: int) -> list[tuple[str, dict]]:
+    """(model, options) of an entry: one, or one per base of a `finetune:` entry (finetune_spec.variants)."""
+    if "finetune" in entry:
+        return finetune_variants(spec, entry, n)
+    model = entry.get("model")
+    if not isinstance(model, str) or ":" not in model:
+        raise spec.error("must be 'backend:name', e.g. baseline:random or hf:gemma-3-270m", "models", n, "model")
+    options = entry.get("options") or {}
+    if not isinstance(options, dict):
+        raise spec.error("must be a mapping of backend options", "models", n, "options")
+    if is_finetune(model):
+        model = resolve_finetune(spec, model, "models", n, "model", base=options.get("base"),
+                                 overrides=options.get("overrides"), base_at=("models", n, "options", "base"),
+                                 overrides_at=("models", n, "options", "overrides"))[0]
+    return [(model, options)]
 
 
 def _in_context_axes(spec: Spec, entry: dict, n: int) -> list[tuple]:

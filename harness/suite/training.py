@@ -1,7 +1,7 @@
 """Fine-tunes in a suite: the training jobs a leaderboard's `finetune:` models need, and their checkpoints.
 
 A `finetune:<recipe>` model is evaluated only once its adapter exists, so a suite first runs one
-training job per (recipe, task, adapter cache): `adapters.finetune`, cached by adapter id (a
+training job per (recipe, base, overrides, task, adapter cache): `adapters.finetune`, cached by adapter id (a
 finished adapter is a hit, a partial one resumes from its last checkpoint). Which checkpoints
 exist is known only after training: the entry's `checkpoints` (all, or step numbers) becomes one
 evaluation job per checkpoint (`-o checkpoint=N`), in step order, read from the adapter folder.
@@ -29,6 +29,8 @@ class TrainJob:
     recipe: str                     # the target of finetune:<recipe>: a recipe name or an absolute path
     adapters: str | None = None     # the entry's `adapters` option (default: $PRICEBENCH_ADAPTERS)
     resources: tuple = ()           # the entry's resources (for Ray)
+    base: str | None = None         # the `base` option: another base than the recipe's (a template has none)
+    overrides: str | None = None    # the `overrides` option, as sorted JSON (hashable)
 
     @property
     def task_name(self) -> str:
@@ -38,25 +40,34 @@ class TrainJob:
     def recipe_name(self) -> str:
         return Path(self.recipe).stem if self.recipe.endswith((".yaml", ".yml")) else self.recipe
 
+    @property
+    def overrides_dict(self) -> dict:
+        return json.loads(self.overrides) if self.overrides else {}
+
     def describe(self) -> str:
-        return f"{self.task_name} | train {self.recipe_name}"
+        base = f" on {self.base.removeprefix('hf:')}" if self.base else ""     # else the recipe's own
+        tuned = "".join(f" {key}={json.dumps(value, sort_keys=True)}" for key, value in self.overrides_dict.items())
+        return f"{self.task_name} | train {self.recipe_name}{base}{tuned}"
 
     def load_recipe(self):
         from harness.finetune.recipe import load_recipe
 
-        return load_recipe(self.recipe)
+        return load_recipe(self.recipe, base=self.base, overrides=self.overrides_dict)
 
 
 def training_of(job: Job) -> TrainJob | None:
     """The training a job's model needs first, if it is a fine-tune."""
     if not is_finetune(job.model):
         return None
-    return TrainJob(task=job.task, recipe=job.model.split(":", 1)[1], adapters=job.options_dict.get("adapters"),
-                    resources=job.resources)
+    options = job.options_dict
+    overrides = options.get("overrides")
+    return TrainJob(task=job.task, recipe=job.model.split(":", 1)[1], adapters=options.get("adapters"),
+                    resources=job.resources, base=options.get("base"),
+                    overrides=json.dumps(overrides, sort_keys=True) if overrides else None)
 
 
 def training_jobs(jobs) -> list[TrainJob]:
-    """One training per distinct (recipe, task, adapter cache), in the order the jobs name them."""
+    """One training per distinct (recipe, base, overrides, task, adapter cache), in the order the jobs name them."""
     return list(dict.fromkeys(t for t in map(training_of, jobs) if t is not None))
 
 

@@ -37,7 +37,8 @@ class HFRegressionPredictor(HFPredictor):
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.source)
+            side = "left" if (self.head or {}).get("truncation_side") == "left" else "right"   # left: shots before
+            self._tokenizer = load_tokenizer(self.source, side)
         return self._tokenizer
 
     @property
