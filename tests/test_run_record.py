@@ -203,3 +203,19 @@ def test_only_the_run_folder_writes_a_run_manifest():
     tree = ast.parse((HARNESS / "runs" / "store.py").read_text("utf-8"))
     writer = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "write_manifest")
     assert ast.unparse(writer.args.args[1].annotation) == "RunManifest"
+
+
+def test_the_training_record_is_typed_and_leaves_an_odd_figure_out():
+    from types import SimpleNamespace
+
+    from harness.finetune.record import training_record
+
+    recipe = SimpleNamespace(name="r", path=None, identity=lambda: {"lr": 1e-4}, base="hf:x", method="lora",
+                             objective="causal")
+    adapter = {"training": {"steps": 6, "train_s": 3.5, "tokens_per_s": "fast", "curve": [{"step": 1, "loss": 2.0}],
+                            "trainable_parameters": {"trainable": 10, "total": 100}},
+               "data": {"train": 8, "validation": "many"}}
+    record = training_record(recipe, {"id": "abc", "checkpoint": None, "weights": "/nowhere"}, adapter)
+    assert record == {"adapter_id": "abc", "recipe": "r", "settings": {"lr": 1e-4}, "base": "hf:x", "method": "lora",
+                      "objective": "causal", "steps": 6, "train_s": 3.5, "trainable_parameters": 10,
+                      "total_parameters": 100, "train_items": 8, "curve": [{"step": 1, "loss": 2.0}]}

@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness.jsonio import loads
-from harness.runs.record import FORMAT_VERSION, RunManifest
+from harness.runs.record import FORMAT_VERSION, Record, RunManifest
 
 REQUIRED = ("run_id", "task", "model", "identity", "item_ids")     # what every run folder's manifest holds
 MAX_REPAIRS = 64
@@ -69,12 +69,12 @@ def _what(error: dict) -> str:
     return SAYS.get(error["type"], " ".join(error["msg"].split())[:100].lower())
 
 
-def _validated(data: dict, where) -> tuple[RunManifest, list[Problem]]:
-    """The record of `data`, every field that does not fit left out and named."""
+def validated(cls: type[Record], data: dict, where) -> tuple[Record, list[Problem]]:
+    """The record (of class `cls`) of `data`, every field that does not fit left out and named."""
     problems = []
     for _ in range(MAX_REPAIRS):
         try:
-            return RunManifest.model_validate(data), problems
+            return cls.model_validate(data), problems
         except ValidationError as e:
             errors = e.errors(include_url=False)
         if not problems:
@@ -82,7 +82,7 @@ def _validated(data: dict, where) -> tuple[RunManifest, list[Problem]]:
         first = errors[0]     # one at a time: dropping a list element shifts the ones after it
         loc = _drop(data, tuple(first["loc"]))
         problems.append(Problem(f"{where}: field '{_field_name(loc)}': {_what(first)}", loc))
-    raise AssertionError(f"{where}: a manifest that cannot be repaired")    # pragma: no cover
+    raise AssertionError(f"{where}: a record that cannot be repaired")    # pragma: no cover
 
 
 def read_manifest(source, where=None) -> tuple[RunManifest | None, list[Problem]]:
@@ -108,7 +108,7 @@ def read_manifest(source, where=None) -> tuple[RunManifest | None, list[Problem]
         return None, [Problem(f"{where}: field 'format_version': {version!r} is not one this pricebench reads "
                               f"(1 to {FORMAT_VERSION}; written by a newer pricebench?)", ("format_version",))]
     try:
-        record, problems = _validated(source, where)
+        record, problems = validated(RunManifest, source, where)
     except RecursionError:
         return None, [Problem(f"{where}: unreadable (nested too deeply)")]
     problems += [Problem(f"{where}: field '{name}': missing", (name,)) for name in REQUIRED if name not in source]

@@ -95,6 +95,28 @@ class VerificationRecord(Record):
     mismatches: list[Any] | None = None
 
 
+class TrainingRecord(Record):
+    """What a fine-tune's evaluation keeps of its training (info.training; harness/finetune/record.py
+    writes it, the report's run page and selection view read it: a store alone draws the curve)."""
+
+    adapter_id: str | None = None
+    checkpoint: int | None = None               # None: the final adapter
+    recipe: str | None = None
+    recipe_file: str | None = None              # finetunes/<file>, when the recipe lives in the repository
+    settings: dict[str, Any] | None = None
+    base: str | None = None
+    method: str | None = None
+    objective: str | None = None
+    steps: int | None = None
+    train_s: Number | None = None
+    tokens_per_s: Number | None = None
+    trainable_parameters: int | None = None
+    total_parameters: int | None = None
+    train_items: int | None = None
+    validation_items: int | None = None
+    curve: list[dict[str, Number]] | None = None    # rows {step, loss?, eval_loss?, eval_mae?}
+
+
 class MergeRecord(Record):
     """Items another copy of the run contributed (harness/runs/merge.py)."""
 
