@@ -62,8 +62,8 @@ def test_the_recipe_link_only_for_a_recipe_in_the_repository(tmp_path):
     outside = tmp_path / "mine.yaml"
     outside.write_text("name: mine\n")
     assert repo_path(outside) is None and repo_path(REPO / "finetunes" / ".." / "pyproject.toml") is None
-    training = read_training(_manifest({"info": {"training": {"recipe_file": "finetunes/smollm2-135m-lora-cpu.yaml"}}
-                                        }))
+    record = {"recipe_file": "finetunes/smollm2-135m-lora-cpu.yaml"}
+    training = read_training(_manifest({"info": {"training": record}}))
     report_runs = tmp_path / "reports" / "x" / "runs"
     href = training.recipe_href(report_runs)
     assert (report_runs / href).resolve() == inside.resolve()
@@ -79,7 +79,8 @@ def test_the_chart_draws_each_series_and_marks_the_checkpoint():
     assert loss.count('class="curve-dot"') == 4 and "checkpoint 20" in loss and "checkpoint 20" in mae
     assert "$100" in mae                                    # MAE in dollars on its axis
     assert read_training(_manifest({"info": {"training": {"curve": []}}})).charts() == []
-    assert read_training(_manifest({"info": {}})) is None and read_training(_manifest({"info": {"training": "x"}})) is None
+    assert read_training(_manifest({"info": {}})) is None
+    assert read_training(_manifest({"info": {"training": "x"}})) is None
 
 
 # --- hostile records -------------------------------------------------------------------------------

@@ -20,9 +20,9 @@ REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def training_record(recipe, located: dict, adapter_manifest: dict | None) -> dict:
-    """The compact record (a TrainingRecord, as JSON) of the adapter `located` (FinetunePredictor.locate) trained by `recipe`. A
-    checkpoint evaluated while its training goes on has no summary yet: its curve so far comes from
-    the checkpoint's trainer_state.json."""
+    """The compact record (a TrainingRecord, as JSON) of the adapter `located` (FinetunePredictor.locate)
+    trained by `recipe`. A checkpoint evaluated while its training goes on has no summary yet: its curve
+    so far comes from the checkpoint's trainer_state.json."""
     manifest = adapter_manifest if isinstance(adapter_manifest, dict) else {}
     summary = manifest.get("training") if isinstance(manifest.get("training"), dict) else {}
     if not summary and located["checkpoint"] is not None:

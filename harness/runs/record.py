@@ -32,7 +32,9 @@ class Record(BaseModel):
         for name, info in type(self).model_fields.items():     # a default list appended to is held, too
             if name not in self.model_fields_set and getattr(self, name) != info.get_default(call_default_factory=True):
                 self.model_fields_set.add(name)
-        return self.model_dump(mode="json", exclude_unset=True, by_alias=True)
+        # python mode: a value JSON lacks (a numpy number in a predictor's run_info) is left to the
+        # writer, which writes it as text, as it always has
+        return self.model_dump(mode="python", exclude_unset=True, by_alias=True)
 
     # A read-only JSON view for scripts that index a result's manifest (`result.manifest["kind"]`);
     # pricebench's own modules read the typed fields.

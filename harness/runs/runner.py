@@ -22,7 +22,7 @@ from harness.retrieval.config import check_reader, task_for
 from harness.runs.results import (RunResult, finished_fields, published_result, records_frame, result_from,
                              run_metrics)
 from harness.runs.environment import capture_environment
-from harness.runs.record import RunManifest, Session, TrainExcluded, Mixed
+from harness.runs.record import Mixed, RunManifest, Session, TrainExcluded
 from harness.runs.store import Inspection, RunFolder, RunStore, run_id
 from harness.tasks import Task, load_task
 
