@@ -95,8 +95,9 @@ def finished_fields(manifest: RunManifest, records: list[dict], m: dict) -> RunM
     status = "failed" if m["failed"] >= m["n"] else "complete-with-failures" if m["failed"] else "complete"
     timings = {key: round(sum(_seconds(s, key) for s in manifest.sessions), 3) for key in ("prepare_s", "predict_s")}
     timings["items_per_s"] = round(len(records) / max(timings["predict_s"], 1e-9), 3)
-    return RunManifest(status=status, usage=usage, cost_usd=round(usage.get("cost_usd", 0.0), 6),
-                       timings=Timings(**timings))
+    # built, not validated: a hand-edited session's huge timings may sum to infinity, written as null
+    return RunManifest.model_construct(status=status, usage=usage, cost_usd=round(usage.get("cost_usd", 0.0), 6),
+                                       timings=Timings.model_construct(**timings))
 
 
 def records_frame(records: list[dict]) -> pd.DataFrame:
@@ -136,6 +137,9 @@ def published_result(task_name: str, model: str, row: dict) -> RunResult:
     # a figure the source did not publish (the 2025 edition has no RMSLE or hits) stays None
     m = {"n": int(row.get("n", 250)), "mae": float(row["mae"]), "scoring_version": SCORING_VERSION,
          **{key: (float(row[key]) if row.get(key) is not None else None) for key in ("rmsle", "hit_rate", "mse", "r2")}}
-    manifest = RunManifest(task=task_name, model=model, label=row.get("label") or model,
-                           kind=row.get("kind", "reference"), provenance="published", source=row.get("source"))
+    def text(key: str, default=None):      # a task file may give a number where a name belongs
+        return default if row.get(key) in (None, "") else str(row[key])
+
+    manifest = RunManifest(task=task_name, model=model, label=text("label", model), kind=text("kind", "reference"),
+                           provenance="published", source=text("source"))
     return RunResult(run_id=None, path=None, manifest=manifest, metrics=m, df=pd.DataFrame(), published=True)
