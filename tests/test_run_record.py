@@ -134,7 +134,7 @@ def test_a_damaged_manifest_is_named_by_file_and_field_and_never_raises(case):
         assert all(getattr(record, name) is None for name in ("label", "kind", "n_items", "cost_usd"))
 
 
-def test_a_damaged_field_in_a_store_is_named_and_the_run_stays_usable(human, tmp_path):
+def test_a_damaged_field_in_a_store_is_named_and_the_run_stays_usable(human, tmp_path, capsys):
     folder = _copy(human, tmp_path)
     _edit(folder, lambda m: m.update(label=["not", "a", "name"], timings="fast",
                                      sessions=[m["sessions"][0], "not a session"]))
@@ -145,6 +145,11 @@ def test_a_damaged_field_in_a_store_is_named_and_the_run_stays_usable(human, tmp
         "field 'sessions.1': not an object", "field 'label': not a text", "field 'timings': not an object"]
     assert seen.manifest.label is None and seen.manifest.display_name == "reference:human"
     assert len(seen.manifest.sessions) == 1 and seen.manifest.run_id == folder.name
+    before = (folder / "manifest.json").read_bytes()
+    assert main(["--store", str(folder.parent), "show", folder.name[:6]]) == 0        # shown, and the field named
+    out, err = capsys.readouterr()
+    assert "reference:human on amazon8: MAE $126.55" in out and "field 'label': not a text" in err
+    assert (folder / "manifest.json").read_bytes() == before                           # reading never rewrites
 
 
 def test_a_manifest_that_is_not_an_object_leaves_the_run_damaged(human, tmp_path):

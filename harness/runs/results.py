@@ -123,7 +123,8 @@ def result_from(seen: Inspection, *, cached: bool = True) -> RunResult:
         raise InputError(f"run {seen.run_id} holds no usable predictions ({seen.state}"
                          f"{': ' + seen.problems[0] if seen.problems else ''})", path=seen.folder, field="run")
     return RunResult(run_id=seen.run_id, path=seen.folder, manifest=seen.manifest or RunManifest(run_id=seen.run_id),
-                     metrics=m, df=df, cached=cached, state=seen.state, notes=list(seen.problems))
+                     metrics=m, df=df, cached=cached, state=seen.state,
+                     notes=[*seen.problems, *seen.manifest_problems])
 
 
 def load_run(path) -> RunResult:

@@ -137,7 +137,7 @@ def _run(task: Task, predictor, store: RunStore, progress, allow_mixed: bool = F
         todo = _todo(done, requests)
         if seen.state == "complete" and not todo:
             return result_from(seen)
-        notes = [f"repaired: {p}" for p in seen.problems]
+        notes = [f"repaired: {p}" for p in [*seen.problems, *seen.manifest_problems]]   # a bad field is left out
         if stale:
             notes.append(f"repaired: {stale} stored line(s) did not match today's items or prompts")
         if notes:
