@@ -18,9 +18,12 @@ from harness.report import report_for_store
 from harness.report.collect import entries_from_store
 from harness.report.selection import base_selection
 from harness.report.training import MAX_ROWS, read_training
+from harness.runs.record import RunManifest
 from harness.scoring import paired_bootstrap
 from harness.runs.store import RunStore, read_json, write_json_atomic
 from tests._hostile import cli
+
+_manifest = RunManifest.model_validate
 
 REPO = Path(__file__).resolve().parent.parent
 RECORDED = ("human", "llama-3.1-8b-base-4bit", "llama-3.1-8b-qlora", "gpt-4o-mini", "constant-mean")
@@ -59,7 +62,8 @@ def test_the_recipe_link_only_for_a_recipe_in_the_repository(tmp_path):
     outside = tmp_path / "mine.yaml"
     outside.write_text("name: mine\n")
     assert repo_path(outside) is None and repo_path(REPO / "finetunes" / ".." / "pyproject.toml") is None
-    training = read_training({"info": {"training": {"recipe_file": "finetunes/smollm2-135m-lora-cpu.yaml"}}})
+    record = {"recipe_file": "finetunes/smollm2-135m-lora-cpu.yaml"}
+    training = read_training(_manifest({"info": {"training": record}}))
     report_runs = tmp_path / "reports" / "x" / "runs"
     href = training.recipe_href(report_runs)
     assert (report_runs / href).resolve() == inside.resolve()
@@ -69,13 +73,14 @@ def test_the_chart_draws_each_series_and_marks_the_checkpoint():
     curve = [{"step": s, "loss": 2.0 / s} for s in range(1, 41)]
     for row in curve[9::10]:
         row.update(eval_loss=1.5, eval_mae=120.0 - row["step"])
-    training = read_training({"info": {"training": {"curve": curve, "checkpoint": 20}}})
+    training = read_training(_manifest({"info": {"training": {"curve": curve, "checkpoint": 20}}}))
     loss, mae = (str(svg) for svg in training.charts())
     assert _polylines(loss) == [40, 4] and _polylines(mae) == [4]
     assert loss.count('class="curve-dot"') == 4 and "checkpoint 20" in loss and "checkpoint 20" in mae
     assert "$100" in mae                                    # MAE in dollars on its axis
-    assert read_training({"info": {"training": {"curve": []}}}).charts() == []
-    assert read_training({"info": {}}) is None and read_training({"info": {"training": "x"}}) is None
+    assert read_training(_manifest({"info": {"training": {"curve": []}}})).charts() == []
+    assert read_training(_manifest({"info": {}})) is None
+    assert read_training(_manifest({"info": {"training": "x"}})) is None
 
 
 # --- hostile records -------------------------------------------------------------------------------
@@ -138,11 +143,11 @@ def test_hostile_training_records_are_escaped_or_skipped(recorded_store, tmp_pat
 def test_non_finite_figures_in_a_record_are_skipped():
     """The store refuses NaN and Infinity in a manifest; a record read by other means skips them too."""
     nan, inf = float("nan"), float("inf")
-    training = read_training({"info": {"training": {
+    training = read_training(_manifest({"info": {"training": {
         "train_s": nan, "tokens_per_s": inf, "checkpoint": inf, "trainable_parameters": nan, "steps": -inf,
         "curve": [{"step": 1, "loss": nan}, {"step": inf, "loss": 1.0}, {"step": 2, "loss": 1.5, "eval_mae": inf},
                   {"step": 3, "eval_loss": -inf}, {"step": 4, "loss": 0.5}],
-        "settings": {"lr": nan, "wd": [inf]}}}})
+        "settings": {"lr": nan, "wd": [inf]}}}}))
     assert training.curve == [{"step": 2, "loss": 1.5}, {"step": 4, "loss": 0.5}]
     assert training.train_s is None and training.checkpoint is None and training.trainable is None
     assert [v for _, v in training.facts] == ["final adapter"] and dict(training.settings) == {"lr": "?", "wd": "?"}
@@ -152,15 +157,15 @@ def test_non_finite_figures_in_a_record_are_skipped():
 # --- the selection view ----------------------------------------------------------------------------
 def _as(e, model, *, kind="open-base", quant="none", prompt="base", info=None, in_context=None):
     """A real recorded run's per-item predictions, labelled as a measured run of `model`."""
-    manifest = {**e.manifest, "model": model, "info": info or {}}
+    manifest = e.manifest.model_copy(update={"model": model, "info": info or {}}, deep=True)
     if in_context:
-        manifest["in_context"] = in_context
+        manifest.in_context = in_context
     return dataclasses.replace(e, model=model, kind=kind, provenance="measured", quant=quant, prompt=prompt,
                                manifest=manifest)
 
 
 def test_the_selection_groups_each_base_and_tests_every_way_against_its_zero_shot(recorded_store):
-    entries = {e.manifest["model"].split(":", 1)[1]: e for e in entries_from_store(recorded_store)[0]}
+    entries = {e.manifest.model.split(":", 1)[1]: e for e in entries_from_store(recorded_store)[0]}
     record = {"base": "hf:llama-3.1-8b", "recipe": "course-qlora", "checkpoint": 500, "train_s": 3600.5,
               "trainable_parameters": 42_000_000, "curve": [{"step": 1, "loss": 2.0}]}
     rows = [

@@ -65,7 +65,7 @@ def _print_run(result, *, as_json: bool) -> int:
         return code
     print(result.summary())
     if result.published:
-        print(f"(published figure from {result.manifest.get('source')}; per-item data needs the offline files)")
+        print(f"(published figure from {result.manifest.source}; per-item data needs the offline files)")
     else:
         state = "cached: nothing recomputed" if result.cached else f"{result.computed} items predicted"
         print(f"run {result.run_id} ({state}) -> {result.path}")
@@ -96,21 +96,22 @@ class Show(Verb):
         for note in result.notes:
             print(f"pricebench: {result.state}: {note}", file=sys.stderr)
         print(result.summary())
-        status = "FAILED: every request failed" if result.failed_all else man.get("status")
+        status = "FAILED: every request failed" if result.failed_all else man.status
         if result.state != "complete":
             status = f"{result.state} (a re-run of the same command completes it)"
-        print(f"run {result.run_id}: task {man.get('task')} ({man.get('n_items', '?')} items), model "
-              f"{man.get('model')}, quant {man.get('quant')}, prompt {man.get('prompt_style')}, status {status}")
+        items = man.n_items if man.n_items is not None else "?"
+        print(f"run {result.run_id}: task {man.task} ({items} items), model {man.model}, "
+              f"quant {man.quant}, prompt {man.prompt_style}, status {status}")
+        timings = man.timings.as_json() if man.timings else None
         print(f"colours: green {m['green']}  orange {m['orange']}  red {m['red']}   "
-              f"timings: {man.get('timings')}   cost {METRIC_BY_KEY['cost_usd'].show(man.get('cost_usd') or 0)}")
-        for entry in man.get("mixed") or []:
-            what = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in entry["differs"].items())
-            print(f"MIXED: session {entry['session'] + 1} ran under another environment ({what})")
-        if man.get("verifications"):
-            v = man["verifications"][-1]
-            print(f"last verified {v['at']}: {v['identical']}/{v['checked']} replies identical "
-                  f"({v['agreement_pct']:.1f}%), MAE on them ${v['stored_mae']:,.2f} stored vs "
-                  f"${v['recomputed_mae']:,.2f}")
+              f"timings: {timings}   cost {METRIC_BY_KEY['cost_usd'].show(man.cost_usd or 0)}")
+        for entry in man.mixed or []:
+            what = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in (entry.differs or {}).items())
+            print(f"MIXED: session {(entry.session or 0) + 1} ran under another environment ({what})")
+        if man.verifications:
+            v = man.verifications[-1]
+            print(f"last verified {v.at}: {v.identical}/{v.checked} replies identical "
+                  f"({v.agreement_pct:.1f}%), MAE on them ${v.stored_mae:,.2f} stored vs ${v.recomputed_mae:,.2f}")
         worst = result.df.sort_values("error", ascending=False).head(args.worst)
         print(f"\nworst {len(worst)} misses:")
         for row in worst.itertuples():

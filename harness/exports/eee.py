@@ -43,7 +43,7 @@ class ExportResult:
 
 def _ordered(seen) -> list[dict]:
     """A complete run's records in its manifest's item order."""
-    order = {item_id: n for n, item_id in enumerate((seen.manifest or {}).get("item_ids") or [])}
+    order = {item_id: n for n, item_id in enumerate(seen.manifest.item_ids or [] if seen.manifest else [])}
     return sorted(seen.records.values(), key=lambda r: order.get(r["id"], len(order)))
 
 

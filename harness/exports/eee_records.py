@@ -22,6 +22,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from harness.runs.environment import pricebench_version
+from harness.runs.record import RunManifest
 from harness.scoring import METRICS, SCORING_VERSION
 
 SCHEMA_VERSION = "0.3.0"
@@ -156,7 +158,7 @@ def _generation(entry, backend: str, given: dict, reads_prompt: bool, templates:
         command += ["--prompt", style]
     command += [x for k, v in sorted(given.items()) for x in ("-o", f"{k}={_text(v)}")]
     args["execution_command"] = " ".join(command)
-    predictor = _dig(entry.manifest, "identity", "predictor")       # what the backend hashed: dtype, decoding...
+    predictor = _dig(entry.manifest.identity, "predictor")       # what the backend hashed: dtype, decoding...
     scalars = {k: v for k, v in predictor.items() if isinstance(v, (str, int, float, bool))}
     details = _strings({"prompt_style": style if reads_prompt else "none (the predictor reads the item, not a "
                         "prompt)", "quantization": entry.quant, **given, **scalars})
@@ -164,8 +166,8 @@ def _generation(entry, backend: str, given: dict, reads_prompt: bool, templates:
 
 
 def _source_data(entry, task) -> dict:
-    task_id = _dig(entry.manifest, "identity", "task")
-    where = entry.manifest.get("data_source")
+    task_id = entry.manifest.task_identity
+    where = entry.manifest.data_source
     details = _strings({"task": entry.task, "eval_slice": task_id.get("eval_slice"), "data_hash": task_id.get(
         "eval_hash"), "data_source": None if where is None else "hub" if where == "hub" else "offline copy"})
     hub = _dig(task.spec, "source", "hub") if task is not None else {}
@@ -178,7 +180,7 @@ def _source_data(entry, task) -> dict:
 def _results(entry, errors: list[float], collection: str, source: dict, generation: dict, when: str | None) -> list:
     m, man = entry.metrics, entry.manifest
     n = int(m.get("n") or len(errors))
-    bootstrap = _dig(man, "bootstrap")
+    bootstrap = man.bootstrap or {}
     results = []
     for metric in METRICS:
         score = _finite(m.get(metric.key))
@@ -242,16 +244,11 @@ def _sample(record: dict, inputs: tuple[str, str | None, bool], ids: dict, reads
     return row
 
 
-def _versions(man: dict) -> dict:
+def _versions(man: RunManifest) -> dict:
     """The library versions the run recorded (a published row: this pricebench's own)."""
-    import importlib.metadata
-
-    versions = dict(_dig(man, "versions"))
+    versions = dict(man.versions or {})
     if "pricebench" not in versions:
-        try:
-            versions["pricebench"] = importlib.metadata.version("pricebench")
-        except importlib.metadata.PackageNotFoundError:
-            versions["pricebench"] = "unknown"
+        versions["pricebench"] = pricebench_version("unknown")
     return versions
 
 
@@ -260,14 +257,14 @@ def export_row(entry, records: list[dict] | None, inputs: dict, *, task, reads_p
     """The EEE records of one row (`inputs`: item id -> (input text, formatted prompt or None, from task))."""
     backend = entry.model.partition(":")[0]
     man = entry.manifest
-    given = _dig(man, "identity", "model", "options")              # the options that define the run
+    given = _dig(man.model_identity, "options")              # the options that define the run
     mid = model_id(entry.model, given)
     collection = _safe(f"pricebench_{entry.task}")
     folder = PurePosixPath("data", collection, *mid.split("/"))
     file_id = file_uuid(entry.run_id or f"published:{entry.task}:{entry.model}")
     evaluation_id = f"{collection}/{mid}/{entry.run_id or 'published'}"
-    templates = _dig(man, "identity", "task", "prompts") or (_dig(task.spec, "prompts") if task else {})
-    when = _epoch(man.get("updated"))
+    templates = _dig(man.task_identity, "prompts") or (_dig(task.spec, "prompts") if task else {})
+    when = _epoch(man.updated)
     ids = {"evaluation_id": evaluation_id, "model_id": mid, "evaluation_name": collection,
            "evaluation_result_id": "mae"}
     samples = [json.dumps(_sample(r, inputs.get(r["id"], (str(r.get("title") or r["id"]), None, False)), ids,
@@ -283,13 +280,13 @@ def export_row(entry, records: list[dict] | None, inputs: dict, *, task, reads_p
             "source_organization_name": "pricebench",
             "evaluator_relationship": "first_party" if backend == "baseline" else
             "other" if entry.kind == "human" else "third_party",
-            "additional_details": _strings({"provenance": entry.provenance, "source": man.get("source") or
-                                            _dig(man, "info").get("source"), "task": entry.task,
-                                            "data_hash": _dig(man, "identity", "task").get("eval_hash"),
+            "additional_details": _strings({"provenance": entry.provenance, "source": man.source or
+                                            man.run_info.get("source"), "task": entry.task,
+                                            "data_hash": man.task_identity.get("eval_hash"),
                                             "run_id": entry.run_id, "label": entry.label})},
         "eval_library": {"name": "pricebench", "version": _text(versions["pricebench"]),
-                         "additional_details": _strings({**library, "scoring_version": man.get(
-                             "scoring_version", SCORING_VERSION)})},
+                         "additional_details": _strings({**library, "scoring_version":
+                                                       man.scoring_version or SCORING_VERSION})},
         "model_info": _model_info(entry, mid, backend, given, versions),
         "evaluation_results": _results(entry, errors, collection, _source_data(entry, task),
                                        _generation(entry, backend, given, reads_prompt, templates), when),

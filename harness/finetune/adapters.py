@@ -31,6 +31,7 @@ from harness.runs.store import run_id
 ADAPTERS_ENV = "PRICEBENCH_ADAPTERS"
 FORMAT = 1            # bump when training changes what the same recipe produces
 MANIFEST, FINAL = "manifest.json", "final"
+TRAINING_LIBRARIES = ("pricebench", "torch", "transformers", "trl", "peft", "accelerate", "bitsandbytes", "datasets")
 
 
 def adapters_dir(root=None) -> Path:
@@ -269,13 +270,7 @@ def _train_regression(recipe, predictor, data, out_dir: Path, *, resume, callbac
 
 
 def _versions() -> dict:
-    import importlib.metadata
-    import platform
+    """Python's, pricebench's and the training libraries' versions (the one capture: harness.runs.environment)."""
+    from harness.runs.environment import library_versions
 
-    versions = {"python": platform.python_version()}
-    for dist in ("pricebench", "torch", "transformers", "trl", "peft", "accelerate", "bitsandbytes", "datasets"):
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return versions
+    return library_versions(TRAINING_LIBRARIES, python=True)

@@ -11,15 +11,18 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from harness.runs.manifest_io import validated
+from harness.runs.record import TrainingRecord
+
 CURVE_POINTS = 500
 CURVE_KEYS = ("loss", "eval_loss", "eval_mae")
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def training_record(recipe, located: dict, adapter_manifest: dict | None) -> dict:
-    """The compact record of the adapter `located` (FinetunePredictor.locate) trained by `recipe`. A
-    checkpoint evaluated while its training goes on has no summary yet: its curve so far comes from
-    the checkpoint's trainer_state.json."""
+    """The compact record (a TrainingRecord, as JSON) of the adapter `located` (FinetunePredictor.locate)
+    trained by `recipe`. A checkpoint evaluated while its training goes on has no summary yet: its curve
+    so far comes from the checkpoint's trainer_state.json."""
     manifest = adapter_manifest if isinstance(adapter_manifest, dict) else {}
     summary = manifest.get("training") if isinstance(manifest.get("training"), dict) else {}
     if not summary and located["checkpoint"] is not None:
@@ -34,7 +37,8 @@ def training_record(recipe, located: dict, adapter_manifest: dict | None) -> dic
               "trainable_parameters": trainable.get("trainable"), "total_parameters": trainable.get("total"),
               "train_items": data.get("train"), "validation_items": data.get("validation"),
               "curve": compact_curve(curve_rows(summary))}
-    return {k: v for k, v in record.items() if v is not None}
+    typed, _ = validated(TrainingRecord, {k: v for k, v in record.items() if v is not None}, "training record")
+    return typed.as_json()      # an odd figure of the adapter's manifest is left out, never written
 
 
 def repo_path(path) -> str | None:

@@ -120,9 +120,9 @@ def shots_of(e: Entry) -> tuple[tuple, str]:
     manifest whose `in_context` cannot be read is its own group, never merged with another."""
     from harness.retrieval import from_options
 
-    value = e.manifest.get("in_context") if isinstance(e.manifest, dict) else None
+    value = e.manifest.in_context
     try:
-        ic = from_options(value if isinstance(value, dict) else None)
+        ic = from_options(value)
     except ValueError:
         return (1, 0, "?", str(value)), f"unreadable in-context setting ({str(value)[:40]})"
     return (int(ic.active), ic.shots, ic.selector, ic.describe()), ic.describe()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import importlib.metadata
 import json
 import shutil
 from collections import defaultdict
@@ -34,6 +33,8 @@ from harness.report.outdir import replacing_folder
 from harness.report.selection import base_selection
 from harness.report.training import read_training
 from harness.report.svg import BIDI_CONTROLS, mae_bars, scatter
+from harness.runs.environment import pricebench_version
+from harness.runs.record import RunManifest
 from harness.scoring import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, METRIC_BY_KEY, SCORING_VERSION
 
 HERE = Path(__file__).resolve().parent
@@ -78,13 +79,6 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version("pricebench")
-    except importlib.metadata.PackageNotFoundError:
-        return "dev"
-
-
 def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[Missing] = ()) -> Path:
     """Write the report folder `out_dir` (replacing a previous report) and return the path of its index.html."""
     checked_name(board.name, "leaderboard name", "name")
@@ -113,12 +107,12 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
     env = environment()
     built = dt.datetime.now(dt.timezone.utc)
     common = {"board": board, "built": built.strftime("%Y-%m-%d %H:%M UTC"),
-              "version": _version(), "scoring": SCORING_VERSION, "samples": f"{BOOTSTRAP_SAMPLES:,}",
+              "version": pricebench_version(), "scoring": SCORING_VERSION, "samples": f"{BOOTSTRAP_SAMPLES:,}",
               "seed": BOOTSTRAP_SEED, "ranked": ranked, "missing": missing_by_task, "groups": groups,
               "selection": selection, "task_notes": notes, "unplaced": missing_by_task.get(None, []), "cards": cards,
               "columns": {t: leaderboard_columns(ranked[t]) for t in tasks}, "by_group": by_group}
 
-    marker = {"written_by": "pricebench", "version": _version(), "board": board.name,
+    marker = {"written_by": "pricebench", "version": pricebench_version(), "board": board.name,
               "built": built.isoformat(timespec="seconds")}
     with replacing_folder(out_dir, marker) as staging:
         shutil.copytree(HERE / "assets", staging / "assets")
@@ -188,8 +182,8 @@ def _data_card(entries: list[Entry], task: str) -> dict | None:
     def count(v):
         return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
 
-    for source in dict.fromkeys(e.manifest.get("data_source") for e in entries if isinstance(e.manifest, dict)):
-        if not isinstance(source, str) or source in ("", "hub"):
+    for source in dict.fromkeys(e.manifest.data_source for e in entries):
+        if not source or source == "hub":
             continue
         try:
             path = Path(source) / task / "data_card.json"
@@ -232,40 +226,38 @@ def _run_page(template, e: Entry, common: dict, page_dir: Path, boards: dict) ->
         item_rows=item_rows(df), worst=worst, facts=manifest_facts(e.manifest), training=training,
         group_tables=[(b.heading, rows) for b in boards.values() if (rows := b.rows_of(e))],
         recipe_href=training.recipe_href(page_dir) if training else None,
-        manifest_json=json.dumps(e.manifest, indent=2, ensure_ascii=False, default=str), **common)
-
-
-def _mapping(value) -> dict:
-    return value if isinstance(value, dict) else {}
+        manifest_json=json.dumps(e.manifest.as_json(), indent=2, ensure_ascii=False, default=str), **common)
 
 
 def _shown(value) -> str:
     return "—" if value is None or value == "" else str(value)
 
 
-def manifest_facts(man: dict) -> list[tuple[str, str, str | None]]:
-    """The manifest table of a run page as (heading, text, code-or-None): any JSON shape renders."""
-    ident = _mapping(_mapping(man.get("identity")).get("task"))
-    options = man.get("options")
+def _pairs(values: dict | None, sep: str) -> str:
+    return " · ".join(f"{k}{sep}{v}" for k, v in (values or {}).items()) or "—"
+
+
+def manifest_facts(man: RunManifest) -> list[tuple[str, str, str | None]]:
+    """The manifest table of a run page as (heading, text, code-or-None)."""
+    ident, options = man.task_identity, man.options
+    last = man.verifications[-1] if man.verifications else None
     return [
-        ("Model", _shown(man.get("model")), json.dumps(options, ensure_ascii=False, default=str) if options else None),
-        ("Quantization / prompt", f"{_shown(man.get('quant'))} / {_shown(man.get('prompt_style'))}", None),
-        *_in_context_fact(man.get("in_context")),
-        ("Task", f"{_shown(man.get('task'))}, slice {_shown(ident.get('eval_slice'))}, {_shown(man.get('n_items'))} "
+        ("Model", _shown(man.model), json.dumps(options, ensure_ascii=False, default=str) if options else None),
+        ("Quantization / prompt", f"{_shown(man.quant)} / {_shown(man.prompt_style)}", None),
+        *_in_context_fact(man.in_context),
+        ("Task", f"{_shown(man.task)}, slice {_shown(ident.get('eval_slice'))}, {_shown(man.n_items)} "
                  f"items, data hash {_shown(ident.get('eval_hash'))}", None),
-        ("Run", f"{_shown(man.get('run_id'))} · scoring {_shown(man.get('scoring_version'))} · created "
-                f"{_shown(man.get('created'))} · status {_shown(man.get('status'))}", None),
-        ("Versions", " · ".join(f"{k} {v}" for k, v in _mapping(man.get("versions")).items()) or "—", None),
-        ("Hardware", " · ".join(f"{k}: {v}" for k, v in _mapping(man.get("hardware")).items()) or "—", None),
-        ("Environment", " · ".join(f"{k} {v}" for k, v in _mapping(_last(man.get("sessions")).get("environment"))
-                                   .items()) or "—", None),
-        *[("MIXED", f"session {_shown(_mapping(m).get('session'))} ran under another environment: "
-                    + _differs(_mapping(m).get("differs")), None)
-          for m in (man.get("mixed") if isinstance(man.get("mixed"), list) else [])],
-        *[("Last verification", f"{_shown(v.get('identical'))}/{_shown(v.get('checked'))} replies identical on "
-                                f"re-run ({_shown(v.get('agreement_pct'))}%), MAE on them {_shown(v.get('stored_mae'))} "
-                                f"stored vs {_shown(v.get('recomputed_mae'))} · {_shown(v.get('at'))}", None)
-          for v in [_mapping(_last(man.get("verifications")))] if v],
+        ("Run", f"{_shown(man.run_id)} · scoring {_shown(man.scoring_version)} · created "
+                f"{_shown(man.created)} · status {_shown(man.status)}", None),
+        ("Versions", _pairs(man.versions, " "), None),
+        ("Hardware", _pairs(man.hardware, ": "), None),
+        ("Environment", _pairs(man.sessions[-1].environment if man.sessions else None, " "), None),
+        *[("MIXED", f"session {_shown(m.session)} ran under another environment: " + _differs(m.differs), None)
+          for m in man.mixed or []],
+        *[("Last verification", f"{_shown(v.identical)}/{_shown(v.checked)} replies identical on "
+                                f"re-run ({_shown(v.agreement_pct)}%), MAE on them {_shown(v.stored_mae)} "
+                                f"stored vs {_shown(v.recomputed_mae)} · {_shown(v.at)}", None)
+          for v in [last] if v],
     ]
 
 
@@ -283,13 +275,9 @@ def _in_context_fact(value) -> list[tuple[str, str, None]]:
     return [("In-context examples", text, None)]
 
 
-def _differs(differs) -> str:
-    pairs = [(k, v if isinstance(v, list) and len(v) == 2 else ["?", "?"]) for k, v in _mapping(differs).items()]
+def _differs(differs: dict | None) -> str:
+    pairs = [(k, v if isinstance(v, list) and len(v) == 2 else ["?", "?"]) for k, v in (differs or {}).items()]
     return ", ".join(f"{k} {_shown(a)} -> {_shown(b)}" for k, (a, b) in pairs) or "—"
-
-
-def _last(values) -> dict:
-    return values[-1] if isinstance(values, list) and values and isinstance(values[-1], dict) else {}
 
 
 def _escaped(value) -> str:

@@ -25,9 +25,10 @@ from harness.runs.recheck import Recheck
 from harness.report.categories import with_categories
 from harness.report.names import name_problem
 from harness.report.stores import job_status_across, readable_stores, runs_across
+from harness.runs.record import RunManifest
 from harness.runs.results import RunResult, published_result
-from harness.scoring import METRICS
 from harness.runs.store import Inspection
+from harness.scoring import METRICS
 
 ITEM_COLUMNS = ("id", "title", "category", "raw", "guess", "truth", "error", "colour", "parsed")
 TEXT_COLUMNS = ("id", "title", "category", "raw", "colour")
@@ -35,11 +36,9 @@ UNRANKED_STATES = ("failed", "damaged", "partial", "empty")    # store states sh
 # (and "conflict": two stores hold different contents under one run id, report/stores.py)
 
 
-def _text(value, default: str = "") -> str:
-    """A manifest value shown as text (a damaged manifest may hold a list where a name belongs)."""
-    if value is None or value == "":
-        return default
-    return value if isinstance(value, str) else str(value)
+def _text(value: str | None, default: str = "") -> str:
+    """A manifest text, or `default` where it has none."""
+    return value if value else default
 
 
 def _number(value) -> float | None:
@@ -48,10 +47,6 @@ def _number(value) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
-
-
-def _mapping(value) -> dict:
-    return value if isinstance(value, dict) else {}
 
 
 @dataclass
@@ -64,7 +59,7 @@ class Entry:
     kind: str
     provenance: str                 # measured | recorded | published
     metrics: dict
-    manifest: dict = field(default_factory=dict)
+    manifest: RunManifest = field(default_factory=RunManifest)
     run_id: str | None = None
     quant: str = "none"
     prompt: str | None = None
@@ -138,16 +133,15 @@ def displayed_fields(e: Entry) -> dict:
     failure_rate = _number(m.get("parse_failure_rate"))
     shown["parse_rate"] = None if failure_rate is None else 100.0 - failure_rate
     measured = e.provenance == "measured"
-    shown["cost_usd"] = _number(man.get("cost_usd")) if measured else None
-    shown["items_per_s"] = _number(_mapping(man.get("timings")).get("items_per_s")) if measured else None
-    verifications = man.get("verifications")
-    last = _mapping(verifications[-1]) if isinstance(verifications, list) and verifications else {}
-    shown["verified_pct"] = _number(last.get("agreement_pct"))
-    shown["verified"] = (f"{last.get('identical')}/{last.get('checked')} replies identical on re-run "
-                         f"({last.get('at')})") if last else None
-    shown["mixed"] = bool(man.get("mixed"))
+    shown["cost_usd"] = _number(man.cost_usd) if measured else None
+    shown["items_per_s"] = _number(man.timings.items_per_s if man.timings else None) if measured else None
+    last = man.verifications[-1] if man.verifications else None
+    shown["verified_pct"] = _number(last.agreement_pct) if last else None
+    shown["verified"] = (f"{last.identical}/{last.checked} replies identical on re-run "
+                         f"({last.at})") if last else None
+    shown["mixed"] = bool(man.mixed)
     # MSE and R2: only where the run's task chose them as headline metrics (the 2025 edition)
-    headline = _mapping(_mapping(man.get("identity")).get("task")).get("metrics") or []
+    headline = man.task_identity.get("metrics") or []
     headline = headline if isinstance(headline, list) else []
     for name in ("mse", "r2"):
         shown[name] = _number(m.get(name)) if name in headline else None
@@ -189,7 +183,7 @@ def _shot_ids(value) -> list[str] | None:
     return [str(v)[:80] for v in value[:64]]
 
 
-def _failed_all(manifest: dict, metrics: dict) -> bool:
+def _failed_all(manifest: RunManifest, metrics: dict) -> bool:
     """Every request failed: the runner's own definition (RunResult.failed_all)."""
     return RunResult(run_id=None, path=None, manifest=manifest, metrics=metrics, df=None).failed_all
 
@@ -202,22 +196,22 @@ def _first_failure(records: dict) -> str:
 
 
 def _describe(seen: Inspection) -> str:
-    man = _mapping(seen.manifest)
-    label = _text(man.get("label")) or _text(man.get("model"))
+    label = seen.manifest.display_name if seen.manifest else ""
     return f"{label} (run {seen.run_id})" if label else f"run {seen.run_id}"
 
 
 def from_inspection(seen: Inspection, task: str | None = None) -> Entry | Missing:
     """A run folder as a ranked entry (complete) or a marked, unranked row (anything else)."""
-    man = _mapping(seen.manifest)
+    man = seen.manifest or RunManifest()
     if task is None and seen.manifest is not None:
-        problem = name_problem(man.get("task"))
+        problem = name_problem(man.task)
         if problem:         # a hand-edited manifest: shown, never joined to a path
             return Missing(None, _describe(seen), "damaged", f"{seen.folder / 'manifest.json'}: field 'task' "
                            f"{problem}, not a task name", seen.run_id)
-        task = man["task"]
+        task = man.task
     if seen.state != "complete":
-        detail = {"partial": f"unfinished: {len(seen.records)} of {_text(man.get('n_items'), '?')} items "
+        total = man.n_items if man.n_items is not None else "?"
+        detail = {"partial": f"unfinished: {len(seen.records)} of {total} items "
                              f"(a re-run of the same command completes it)",
                   "empty": f"{seen.folder}: holds no run (no manifest.json, no predictions)"}.get(seen.state, "")
         if seen.problems:
@@ -228,12 +222,13 @@ def from_inspection(seen: Inspection, task: str | None = None) -> Entry | Missin
     if _failed_all(man, metrics):
         return Missing(task, _describe(seen), "failed", f"all {metrics['n']} requests failed (first: "
                        f"{_first_failure(seen.records)}); a re-run asks again", seen.run_id)
-    info = _mapping(man.get("info"))
-    entry = Entry(task=task or "?", label=_text(man.get("label")) or _text(man.get("model"), seen.run_id),
-                  model=_text(man.get("model"), "?"), kind=_text(man.get("kind")) or _text(info.get("kind"), "model"),
+    info = man.run_info
+    info_kind = info.get("kind") if isinstance(info.get("kind"), str) else None
+    entry = Entry(task=task or "?", label=_text(man.label) or _text(man.model, seen.run_id),
+                  model=_text(man.model, "?"), kind=_text(man.kind) or _text(info_kind, "model"),
                   provenance="recorded" if info.get("provenance") == "recorded" else "measured",
-                  metrics=metrics, manifest=man, run_id=seen.run_id, quant=_text(man.get("quant"), "none"),
-                  prompt=_text(man.get("prompt_style")) or None, items=items_table(seen.records.values()))
+                  metrics=metrics, manifest=man, run_id=seen.run_id, quant=_text(man.quant, "none"),
+                  prompt=_text(man.prompt_style) or None, items=items_table(seen.records.values()))
     if not entry.rankable:
         return Missing(task, _describe(seen), "damaged", f"{seen.folder}: metrics.json holds no finite MAE",
                        seen.run_id)
@@ -243,8 +238,8 @@ def from_inspection(seen: Inspection, task: str | None = None) -> Entry | Missin
 def entry_from_result(result: RunResult, task: str) -> Entry:
     """A published figure (results.published_result) as a leaderboard row: no per-item data."""
     man, metrics = result.manifest, result.metrics
-    return Entry(task=task, label=_text(man.get("label")) or _text(man.get("model")), model=_text(man.get("model")),
-                 kind=_text(man.get("kind"), "reference"), provenance="published", metrics=metrics, manifest=man)
+    return Entry(task=task, label=man.display_name, model=_text(man.model), kind=_text(man.kind, "reference"),
+                 provenance="published", metrics=metrics, manifest=man)
 
 
 def split_unrankable(entries: list[Entry]) -> tuple[list[Entry], list[Missing]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from harness.predictors.base import QUANTS
 from harness.report.aggregate import paired_tests, shots_of
-from harness.report.collect import Entry, _mapping, _number
+from harness.report.collect import Entry, _number
 from harness.report.training import Training, read_training
 
 WAYS = ("zero-shot", "few-shot", "fine-tuned")
@@ -90,7 +90,7 @@ def base_selection(entries: list[Entry]) -> list[BaseGroup]:
             continue
         base, training = found
         way, setting = way_of(e, training)
-        parameters = _number(_mapping(_mapping(e.manifest).get("info")).get("parameters"))
+        parameters = _number(e.manifest.run_info.get("parameters"))
         row = Way(way, setting, e, int(parameters) if parameters is not None and parameters >= 0 else None, training)
         groups.setdefault(base, BaseGroup(e.task, base)).rows.append(row)
     out = [g for _, g in sorted(groups.items()) if len(g.rows) > 1]

@@ -16,6 +16,7 @@ from pathlib import Path
 from markupsafe import Markup
 
 from harness.report.svg import curve_chart
+from harness.runs.record import RunManifest
 
 MAX_ROWS = 2000             # rows read from a curve (a store's record holds at most 500)
 MAX_SETTINGS = 60
@@ -80,11 +81,10 @@ def _points(curve: list[dict], key: str) -> list[tuple[float, float]]:
     return [(row["step"], row[key]) for row in curve if key in row]
 
 
-def read_training(manifest) -> Training | None:
-    """The record of a run manifest, sanitised; None where it has none."""
-    info = manifest.get("info") if isinstance(manifest, dict) else None
-    record = info.get("training") if isinstance(info, dict) else None
-    if not isinstance(record, dict):
+def read_training(manifest: RunManifest) -> Training | None:
+    """The training record of a run manifest (RunManifest.training), sanitised; None where it has none."""
+    record = manifest.training
+    if record is None:
         return None
     recipe_file = record.get("recipe_file")
     base = _text(record.get("base"))

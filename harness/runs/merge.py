@@ -19,6 +19,7 @@ import datetime as dt
 from pathlib import Path
 
 from harness.errors import InputError
+from harness.runs.record import MergeRecord
 from harness.runs.store import Inspection
 
 TIMING_FIELDS = frozenset({"latency_s"})       # per-record fields two agreeing copies may differ in
@@ -44,27 +45,18 @@ def record_difference(a: dict, b: dict) -> str | None:
 
 
 def _check_same_run(ours: Inspection, theirs: Inspection, ours_at: str, theirs_at: str) -> None:
-    rid, mine, other = ours.run_id, ours.manifest or {}, theirs.manifest or {}
+    rid, mine, other = ours.run_id, ours.manifest, theirs.manifest
     for key in ("identity", "item_ids"):
-        if mine.get(key) != other.get(key):
+        if getattr(mine, key, None) != getattr(other, key, None):
             raise RunConflict(f"run {rid}: {ours_at} and {theirs_at} hold different runs under this id (manifest "
                               f"field '{key}' differs); neither is merged")
-    for item in mine.get("item_ids") or []:
+    for item in (mine.item_ids if mine else None) or []:
         a, b = ours.records.get(item), theirs.records.get(item)
         if a is not None and b is not None:
             field = record_difference(a, b)
             if field:
                 raise RunConflict(f"run {rid}: item {item}: field '{field}' differs between {ours_at} and "
                                   f"{theirs_at} (the same run id with two different replies); neither is merged")
-
-
-def _listed(value) -> list:
-    return list(value) if isinstance(value, list) else []
-
-
-def _sessions(manifest: dict) -> list[dict]:
-    """A manifest's sessions (a hand-edited one may hold something else: left out)."""
-    return [s for s in _listed(manifest.get("sessions")) if isinstance(s, dict)]
 
 
 def merge(ours: Inspection, theirs: Inspection, ours_at: str, theirs_at: str) -> tuple[Inspection, str]:
@@ -82,20 +74,20 @@ def merge(ours: Inspection, theirs: Inspection, ours_at: str, theirs_at: str) ->
     new = {k: v for k, v in theirs.records.items() if k not in ours.records}
     if not new:
         return ours, "kept"
-    manifest = dict(ours.manifest)
+    manifest = ours.manifest.copy_record()
     for key in DESCRIBING:
-        if key not in manifest and key in theirs.manifest:
-            manifest[key] = theirs.manifest[key]
-    sessions = _sessions(manifest)
-    sessions += [s for s in _sessions(theirs.manifest) if s not in sessions]
+        if getattr(manifest, key) is None and getattr(theirs.manifest, key) is not None:
+            setattr(manifest, key, getattr(theirs.manifest, key))
+    sessions = list(manifest.sessions)
+    sessions += [s for s in theirs.manifest.sessions if s not in sessions]
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    merges = _listed(manifest.get("merged")) + [{"items": len(new), "from": Path(theirs_at).name, "at": now}]
-    manifest.update(sessions=sessions, merged=merges)
+    manifest.sessions = sessions
+    manifest.merged = [*(manifest.merged or []), MergeRecord(items=len(new), source=Path(theirs_at).name, at=now)]
     union = {**ours.records, **new}
-    order = manifest["item_ids"]
+    order = manifest.item_ids
     records = {item: union[item] for item in order if item in union}
     if len(records) < len(order):
-        manifest["updated"] = now
+        manifest.updated = now
         return Inspection(ours.folder, "partial", manifest, None, records), "merged"
     from harness.runs.runner import finished
 

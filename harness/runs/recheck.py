@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.runs.record import RunManifest
 from harness.runs.results import finished_fields, run_metrics
-from harness.scoring import bootstrap_cis, colour, score_item
 from harness.runs.store import METRICS, MANIFEST, PREDICTIONS, Inspection
+from harness.scoring import bootstrap_cis, colour, score_item
 
 REL, ABS = 1e-9, 1e-9        # how far a stored number may be from its recomputation (float noise only)
 FRAME_NUMBERS = ("truth", "guess", "error", "sle")
@@ -94,10 +95,10 @@ def _same(says, gives) -> bool:
 def in_item_order(seen: Inspection) -> list[dict]:
     """A run's records in its manifest's item order (the order its metrics were computed in; the
     bootstrap CI depends on it), any record of no listed item last."""
-    order = (seen.manifest or {}).get("item_ids")
+    order = seen.manifest.item_ids if seen.manifest else None
     records = list(seen.records.values())
-    if isinstance(order, list):
-        rank = {item: n for n, item in enumerate(order) if isinstance(item, str)}
+    if order is not None:
+        rank = {item: n for n, item in enumerate(order)}
         records.sort(key=lambda r: rank.get(r["id"], len(rank)))
     return records
 
@@ -155,13 +156,13 @@ def _metrics_disagreement(stored: dict, computed: dict) -> Disagreement | None:
     return None
 
 
-def _manifest_disagreement(manifest: dict, records: list[dict], computed: dict) -> Disagreement | None:
-    derived = finished_fields(manifest, records, computed)
+def _manifest_disagreement(manifest: RunManifest, records: list[dict], computed: dict) -> Disagreement | None:
+    held, derived = manifest.as_json(), finished_fields(manifest, records, computed).as_json()
     for key in MANIFEST_FIELDS:
-        says, gives = manifest.get(key), derived[key]
+        says, gives = held.get(key), derived[key]
         if key == "timings" and isinstance(says, dict):    # an older manifest may hold fewer timings
             gives = {k: v for k, v in gives.items() if k in says}
-        if key in manifest and not _same(says, gives):
+        if key in held and not _same(says, gives):
             return Disagreement(MANIFEST, key, says, gives)
     return None
 
@@ -183,7 +184,7 @@ class Recheck:
         if wrong is not None:
             self.found[key] = wrong
         elif seen.metrics is not None and records:
-            extra = (seen.manifest, records) if self.manifests and isinstance(seen.manifest, dict) else None
+            extra = (seen.manifest, records) if self.manifests and seen.manifest is not None else None
             self.pending[key] = (frame, seen.metrics, extra)
 
     def results(self) -> dict:

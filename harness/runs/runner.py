@@ -8,10 +8,7 @@ finish it exactly once; a damaged folder keeps its good lines and recomputes the
 from __future__ import annotations
 
 import datetime as dt
-import importlib.metadata
 import math
-import os
-import platform
 import sys
 import time
 
@@ -24,33 +21,10 @@ from harness.scoring import (BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, MAX_GUESS, SCORI
 from harness.retrieval.config import check_reader, task_for
 from harness.runs.results import (RunResult, finished_fields, published_result, records_frame, result_from,
                              run_metrics)
+from harness.runs.environment import capture_environment
+from harness.runs.record import Mixed, RunManifest, Session, TrainExcluded
 from harness.runs.store import Inspection, RunFolder, RunStore, run_id
 from harness.tasks import Task, load_task
-
-TRACKED_PACKAGES = ("numpy", "pandas", "torch", "transformers", "peft", "bitsandbytes", "accelerate", "vllm",
-                    "openai", "anthropic", "sklearn", "gensim", "lm_eval", "sentence_transformers", "faiss", "bm25s")
-DIST_NAMES = {"sklearn": "scikit-learn", "lm_eval": "lm-eval", "faiss": "faiss-cpu"}
-
-
-def _versions() -> dict:
-    versions = {"python": platform.python_version()}
-    for module in ("harness",) + TRACKED_PACKAGES:
-        if module == "harness" or module in sys.modules:
-            dist = {"harness": "pricebench"}.get(module, DIST_NAMES.get(module, module))
-            try:
-                versions[dist] = importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                pass
-    return versions
-
-
-def _hardware() -> dict:
-    info = {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count()}
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -110,13 +84,13 @@ def run_identity(task: Task, spec: ModelSpec, predictor) -> tuple[dict, str]:
     return identity, run_id(identity)
 
 
-def _label(predictor, manifest: dict) -> str:
+def _label(predictor, manifest: RunManifest) -> str:
     """The predictor's label, and the in-context examples it was shown (one model, several rows)."""
-    if not manifest.get("in_context"):
+    if not manifest.in_context:
         return predictor.label()
     from harness.retrieval import from_options
 
-    return f"{predictor.label()} · {from_options(manifest['in_context']).describe()}"
+    return f"{predictor.label()} · {from_options(manifest.in_context).describe()}"
 
 
 def _usable(seen: Inspection, requests) -> tuple[dict, int]:
@@ -163,7 +137,7 @@ def _run(task: Task, predictor, store: RunStore, progress, allow_mixed: bool = F
         todo = _todo(done, requests)
         if seen.state == "complete" and not todo:
             return result_from(seen)
-        notes = [f"repaired: {p}" for p in seen.problems]
+        notes = [f"repaired: {p}" for p in [*seen.problems, *seen.manifest_problems]]   # a bad field is left out
         if stale:
             notes.append(f"repaired: {stale} stored line(s) did not match today's items or prompts")
         if notes:
@@ -173,28 +147,28 @@ def _run(task: Task, predictor, store: RunStore, progress, allow_mixed: bool = F
         manifest = _manifest(seen, rid, task, spec, predictor, identity, items)
         excluded = task.train_exclusions_if_loaded()
         if excluded is not None:   # the predictor trained: the items the leakage guard left out
-            manifest["train_excluded"] = {"count": len(excluded), "items": excluded}
-        session = {"started": _now(), "items": len(todo), "resumed_from": len(done)}
+            manifest.train_excluded = TrainExcluded(count=len(excluded), items=excluded)
+        session = Session(started=_now(), items=len(todo), resumed_from=len(done))
         if todo:
-            manifest.update(_described(predictor, manifest))   # a partial run says what it is, too
-            session["environment"] = predictor.environment()
-            session["reply_environment"] = predictor.reply_environment()
+            _describe(manifest, predictor)     # a partial run says what it is, too
+            session.environment = predictor.environment()
+            session.reply_environment = predictor.reply_environment()
             _check_environment(manifest, session, rid, len(done), allow_mixed)
         if notes:
-            session["repairs"] = notes
+            session.repairs = notes
         folder.cut_torn_tail()
         folder.remove_metrics()                # unfinished again until this session ends well
-        manifest.update(status="running", updated=_now())
+        manifest.status, manifest.updated = "running", _now()
         folder.write_manifest(manifest)
         computed = _predict(folder, predictor, todo, done, session, manifest, prepare_s, progress, task)
         return _finish(folder, items, done, manifest, session, predictor, computed, notes)
 
 
-def _check_environment(manifest: dict, session: dict, rid: str, kept: int, allow_mixed: bool) -> None:
+def _check_environment(manifest: RunManifest, session: Session, rid: str, kept: int, allow_mixed: bool) -> None:
     """Refuse (or, if allowed, record) a resume whose reply-changing environment differs from the
     one that produced the stored items."""
-    earlier = [s.get("reply_environment") for s in manifest.get("sessions", []) if s.get("items")]
-    before, now = (earlier[-1] if earlier else None), session["reply_environment"]
+    earlier = manifest.answered_environments()
+    before, now = (earlier[-1] if earlier else None), session.reply_environment
     if not kept or before is None:
         return
     differs = {k: [before.get(k), now.get(k)] for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)}
@@ -205,20 +179,20 @@ def _check_environment(manifest: dict, session: dict, rid: str, kept: int, allow
         raise InputError(f"run {rid} has {kept} items from another environment ({what}): resuming would mix two "
                          f"environments' replies under one id. Resume with the same settings, or pass --allow-mixed "
                          f"(the run is then marked mixed)", field="environment")
-    session["mixed"] = differs
-    manifest.setdefault("mixed", []).append({"session": len(manifest.get("sessions", [])), "differs": differs})
+    session.mixed = differs
+    manifest.mixed = [*(manifest.mixed or []), Mixed(session=len(manifest.sessions), differs=differs)]
 
 
-def _manifest(seen: Inspection, rid, task, spec, predictor, identity, items) -> dict:
-    if seen.manifest and seen.manifest.get("run_id") == rid and isinstance(seen.manifest.get("sessions"), list):
+def _manifest(seen: Inspection, rid, task, spec, predictor, identity, items) -> RunManifest:
+    if seen.manifest and seen.manifest.run_id == rid and "sessions" in seen.manifest.model_fields_set:
         return seen.manifest
-    manifest = {"run_id": rid, "task": task.name, "model": spec.name, "quant": spec.quant, "prompt_style":
-                predictor.prompt_style, "options": spec.options, "identity": identity, "n_items": len(items),
-                "item_ids": [item.id for item in items], "scoring_version": SCORING_VERSION,
-                "bootstrap": {"samples": BOOTSTRAP_SAMPLES, "seed": BOOTSTRAP_SEED},
-                "data_source": str(task.data_dir) if task.is_local else "hub", "created": _now(), "sessions": []}
+    manifest = RunManifest(run_id=rid, task=task.name, model=spec.name, quant=spec.quant,
+                           prompt_style=predictor.prompt_style, options=spec.options, identity=identity,
+                           n_items=len(items), item_ids=[item.id for item in items], scoring_version=SCORING_VERSION,
+                           bootstrap={"samples": BOOTSTRAP_SAMPLES, "seed": BOOTSTRAP_SEED},
+                           data_source=str(task.data_dir) if task.is_local else "hub", created=_now(), sessions=[])
     if task.in_context.active:       # as option keys: what `verify` and the report read back
-        manifest["in_context"] = task.in_context.as_options()
+        manifest.in_context = task.in_context.as_options()
     return manifest
 
 
@@ -226,7 +200,7 @@ def _predict(folder: RunFolder, predictor, todo, done, session, manifest, prepar
     """Ask the predictor for `todo`, appending records as they come; Ctrl-C keeps what was saved."""
     if not todo:
         return 0
-    session["prepare_s"] = prepare_s
+    session.prepare_s = prepare_s
     computed, t1, last_flush, buffer = 0, time.perf_counter(), time.perf_counter(), []
     bar = progress_bar(progress, len(todo), f"{predictor.spec.name} | {task.name}")
     try:
@@ -256,30 +230,31 @@ def _predict(folder: RunFolder, predictor, todo, done, session, manifest, prepar
         raise
     finally:
         bar.close()
-    session["predict_s"] = round(time.perf_counter() - t1, 3)
-    session["items_per_s"] = round(computed / max(session["predict_s"], 1e-9), 3)
+    session.predict_s = round(time.perf_counter() - t1, 3)
+    session.items_per_s = round(computed / max(session.predict_s, 1e-9), 3)
     return computed
 
 
-def _mark(folder: RunFolder, manifest: dict, session: dict, status: str) -> None:
+def _mark(folder: RunFolder, manifest: RunManifest, session: Session, status: str) -> None:
     """Best effort: say in the manifest how the session ended (a full disk may refuse even this)."""
     try:
-        session["finished"], session["ended"] = _now(), status
-        manifest["sessions"].append(session)
-        manifest.update(status=status, updated=_now())
+        session.finished, session.ended = _now(), status
+        manifest.sessions.append(session)
+        manifest.status, manifest.updated = status, _now()
         folder.write_manifest(manifest)
     except (OSError, ValueError):
         pass
 
 
-def _described(predictor, manifest: dict) -> dict:
+def _describe(manifest: RunManifest, predictor) -> None:
     """What the run is and where it runs: written when a session starts (so a partial run, or one
     completed by merging imported items, carries it) and refreshed when the run finishes."""
-    return {"label": _label(predictor, manifest), "kind": predictor.kind, "versions": _versions(), "hardware": _hardware(),
-            "info": {**manifest.get("info", {}), **predictor.run_info()}}
+    manifest.label, manifest.kind = _label(predictor, manifest), predictor.kind
+    manifest.set_environment(capture_environment())
+    manifest.info = {**(manifest.info or {}), **predictor.run_info()}
 
 
-def finished(manifest: dict, records: list[dict]) -> tuple:
+def finished(manifest: RunManifest, records: list[dict]) -> tuple:
     """Score a run's records (every item, in item order) and mark its manifest finished: status,
     usage, cost and timings over all its sessions; returns (metrics, the per-item DataFrame).
     The one definition of a finished run: for a run that ends here, and for one completed by
@@ -287,16 +262,17 @@ def finished(manifest: dict, records: list[dict]) -> tuple:
     df = records_frame(records)
     m = run_metrics(df)
     derived = finished_fields(manifest, records, m)
-    manifest.update(status=derived.pop("status"), updated=_now(), **derived)
+    manifest.status, manifest.updated = derived.status, _now()
+    manifest.usage, manifest.cost_usd, manifest.timings = derived.usage, derived.cost_usd, derived.timings
     return m, df
 
 
 def _finish(folder: RunFolder, items, done, manifest, session, predictor, computed, notes) -> RunResult:
-    session["finished"] = _now()
+    session.finished = _now()
     records = [done[item.id] for item in items]
     folder.rewrite_predictions(records)
-    manifest.update(_described(predictor, manifest))
-    manifest["sessions"].append(session)
+    _describe(manifest, predictor)
+    manifest.sessions.append(session)
     m, df = finished(manifest, records)
     folder.write_manifest(manifest)
     folder.write_metrics(m)

@@ -25,6 +25,8 @@ from pathlib import Path
 from harness.cache import folder_lock
 from harness.errors import InputError
 from harness.jsonio import atomic_file, atomic_write, finite_json, loads, read_json, write_json_atomic
+from harness.runs.manifest_io import manifest_json, read_manifest
+from harness.runs.record import RunManifest
 
 MANIFEST, PREDICTIONS, METRICS = "manifest.json", "predictions.jsonl", "metrics.json"
 RUN_ID = re.compile(r"[0-9a-f]{16}")
@@ -102,14 +104,17 @@ class Inspection:
 
     state: complete (finished, nothing damaged) | partial (killed or still running) |
     damaged (some file or line is unusable) | empty (no manifest and no predictions).
+    A manifest field of the wrong type is left out of `manifest` and named in `manifest_problems`
+    (the run stays usable: a report shows it as it shows any run).
     """
 
     folder: Path
     state: str
-    manifest: dict | None = None
+    manifest: RunManifest | None = None
     metrics: dict | None = None
     records: dict[str, dict] = field(default_factory=dict)     # usable records by id (last one wins)
     problems: list[str] = field(default_factory=list)          # each names the file (and line)
+    manifest_problems: list[str] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
@@ -152,8 +157,8 @@ class RunFolder:
         return parse_predictions(data[:data.rfind(b"\n") + 1], path)
 
     def inspect(self) -> Inspection:
-        manifest, manifest_problem = self._read_object(MANIFEST, lambda o: None if isinstance(o, dict)
-                                                       else "not a JSON object")
+        manifest, manifest_problems = read_manifest(self.path / MANIFEST)
+        manifest_problem = manifest_problems[0] if manifest is None and manifest_problems else None
         metrics, metrics_damage = self._read_object(METRICS, metrics_problem)
         records, problems = self.read_predictions()
         problems = [p for p in (manifest_problem, metrics_damage) if p] + problems
@@ -169,7 +174,8 @@ class RunFolder:
             state = "partial"
         else:
             state = "complete"
-        return Inspection(self.path, state, manifest, metrics, records, problems)
+        return Inspection(self.path, state, manifest, metrics, records, problems,
+                          manifest_problems if manifest is not None else [])
 
     # --- writing (hold the lock) ----------------------------------------------------------------
     @contextmanager
@@ -194,8 +200,9 @@ class RunFolder:
             with open(path, "r+b") as f:
                 f.truncate(end)
 
-    def write_manifest(self, manifest: dict) -> None:
-        write_json_atomic(self.path / MANIFEST, manifest)
+    def write_manifest(self, manifest: RunManifest) -> None:
+        """The one writer of manifest.json: the typed record, atomically (harness/runs/manifest_io.py)."""
+        write_json_atomic(self.path / MANIFEST, manifest_json(manifest))
 
     def write_metrics(self, metrics: dict) -> None:
         write_json_atomic(self.path / METRICS, metrics)

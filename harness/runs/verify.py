@@ -17,6 +17,7 @@ from harness.errors import InputError
 from harness.predictors import ModelSpec, make_predictor
 from harness.prompts import build_requests
 from harness.retrieval import from_options
+from harness.runs.record import VerificationRecord
 from harness.runs.store import RunFolder
 from harness.tasks import load_task
 
@@ -36,32 +37,31 @@ class Verification:
     def agreement(self) -> float:
         return 100.0 * self.identical / self.checked if self.checked else 0.0
 
-    def record(self) -> dict:
-        return {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "checked": self.checked,
-                "identical": self.identical, "agreement_pct": round(self.agreement, 2),
-                "stored_mae": self.stored_mae, "recomputed_mae": self.recomputed_mae,
-                "environment_diff": self.environment_diff, "overrides": self.overrides,
-                "mismatches": self.mismatches}
+    def record(self) -> VerificationRecord:
+        return VerificationRecord(at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                                  checked=self.checked, identical=self.identical,
+                                  agreement_pct=round(self.agreement, 2), stored_mae=float(self.stored_mae),
+                                  recomputed_mae=float(self.recomputed_mae), environment_diff=self.environment_diff,
+                                  overrides=self.overrides, mismatches=self.mismatches)
 
 
 def _rebuild(folder: RunFolder, seen, *, task_ref=None, data_dir=None, overrides=None):
     """(task, predictor) as the run was made; refuses when the data, prompts or model changed."""
     from harness.runs.runner import run_identity
 
-    manifest = seen.manifest or {}
-    identity = manifest.get("identity") or {}
-    if not identity or "model" not in identity:
+    manifest = seen.manifest
+    identity = (manifest.identity if manifest else None) or {}
+    model = identity.get("model")
+    if not isinstance(model, dict) or not all(isinstance(model.get(k), str) for k in ("name", "quant")):
         raise InputError("the run's manifest has no identity to rebuild it from", path=folder.path / "manifest.json",
                          field="identity")
-    task = load_task(task_ref or manifest.get("task"), data_dir=data_dir,
-                     eval_slice=identity.get("task", {}).get("eval_slice"))
-    task = task.with_in_context(from_options(manifest.get("in_context")))     # the examples it was shown
+    task = load_task(task_ref or manifest.task, data_dir=data_dir, eval_slice=manifest.task_identity.get("eval_slice"))
+    task = task.with_in_context(from_options(manifest.in_context))     # the examples it was shown
     if task.identity() != identity.get("task"):
         raise InputError(f"task {task.name}'s data or prompts differ from the ones run {seen.run_id} was made on "
                          f"(pass --task with the task file it used, or --data-dir with its data)", field="task")
-    model = identity["model"]
-    options = {**(manifest.get("options") or {}), **(overrides or {})}
-    predictor = make_predictor(ModelSpec(name=model["name"], quant=model["quant"], prompt=model["prompt"],
+    options = {**(manifest.options or {}), **(overrides or {})}
+    predictor = make_predictor(ModelSpec(name=model["name"], quant=model["quant"], prompt=model.get("prompt"),
                                          options=options))
     _, rid = run_identity(task, predictor.spec, predictor)
     if rid != seen.run_id and not overrides:
@@ -92,7 +92,7 @@ def verify(folder: RunFolder, *, items: int = 32, seed: int = 0, task_ref=None, 
     stored = {i: seen.records[i] for i in now}
     mismatches = [{"id": i, "stored": stored[i]["raw"], "recomputed": now[i]["raw"]}
                   for i in sorted(now) if now[i]["raw"] != stored[i]["raw"]]
-    earlier = [s.get("reply_environment") for s in (seen.manifest or {}).get("sessions", []) if s.get("items")]
+    earlier = seen.manifest.answered_environments() if seen.manifest else []
     before = next((e for e in reversed(earlier) if e is not None), {}) or {}
     diff = {k: [before.get(k), environment.get(k)] for k in sorted(set(before) | set(environment))
             if before.get(k) != environment.get(k)}
@@ -102,6 +102,6 @@ def verify(folder: RunFolder, *, items: int = 32, seed: int = 0, task_ref=None, 
     with folder.lock():
         latest = folder.inspect().manifest
         if latest is not None:
-            latest.setdefault("verifications", []).append(result.record())
+            latest.verifications = [*(latest.verifications or []), result.record()]
             folder.write_manifest(latest)
     return result

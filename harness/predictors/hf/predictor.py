@@ -25,7 +25,6 @@ e.g. fixed in-context shots, is computed once; see harness/predictors/hf/prefix_
 """
 from __future__ import annotations
 
-import importlib.metadata
 import time
 from pathlib import Path
 from typing import Iterator, Literal
@@ -42,6 +41,7 @@ from harness.predictors.hf.prefix_cache import SharedPrefix
 from harness.predictors.base import ModelSpec, Predictor, Reply
 from harness.predictors.options import option, runtime
 from harness.prompts import Request
+from harness.runs.environment import library_versions
 
 DEFAULT_MAX_NEW_TOKENS = 6
 # Measured on 2 cores (docs/open-models.md, "Speed"): fp32 prefill is fastest at 1,500-5,000 padded
@@ -208,11 +208,8 @@ class HFPredictor(Predictor):
                "batch_size": self.batch_size, "threads": torch.get_num_threads(),
                "linear_kernel": self._info.get("linear_kernel", self.linear_kernel),
                "batch_invariance": self._info.get("batch_invariance")}
-        for module in ("torch", "transformers", "bitsandbytes", "peft"):
-            try:
-                env[f"{module}_version"] = importlib.metadata.version(module)
-            except importlib.metadata.PackageNotFoundError:
-                pass
+        versions = library_versions(("torch", "transformers", "bitsandbytes", "peft"))
+        env.update({f"{dist}_version": version for dist, version in versions.items()})
         return env
 
     def reply_environment(self) -> dict:

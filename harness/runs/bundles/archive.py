@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.metadata
 import io
 import json
 import re
@@ -32,6 +31,7 @@ from pathlib import Path, PurePosixPath
 
 from harness.errors import InputError
 from harness.jsonio import MAX_LINE_BYTES, atomic_file, loads, too_long
+from harness.runs.environment import pricebench_version
 from harness.runs.store import METRICS, MANIFEST, PREDICTIONS
 
 FORMAT, FORMAT_VERSION = "pricebench-runs", 1
@@ -45,13 +45,6 @@ MAX_TOTAL_BYTES = 512 * 2**20         # everything, decompressed (and held in me
 MAX_MEMBERS = 30_001                  # 10,000 runs
 CHUNK, BLOCK = 2**20, 512
 INDEX_START = b'{\n "format": "' + FORMAT.encode() + b'",'     # how write_bundle's manifest begins
-
-
-def pricebench_version() -> str:
-    try:
-        return importlib.metadata.version("pricebench")
-    except importlib.metadata.PackageNotFoundError:
-        return "dev"
 
 
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:

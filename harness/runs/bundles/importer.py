@@ -22,7 +22,7 @@ from harness.runs.bundles.runs import run_from_files
 from harness.errors import InputError
 from harness.runs.merge import merge
 from harness.jsonio import loads
-from harness.runs.store import METRICS, MANIFEST, PREDICTIONS, Inspection, RunFolder, RunStore
+from harness.runs.store import METRICS, PREDICTIONS, Inspection, RunFolder, RunStore
 
 WRITES = {"new", "replaced", "merged", "completed"}
 SAYS = {"new": "added", "same": "already in the store, identical: nothing to do",
@@ -78,15 +78,15 @@ def _write(folder: RunFolder, run: Inspection) -> None:
     with the bundle, which the same import then completes."""
     folder.remove_metrics()
     folder.write_manifest(run.manifest)
-    folder.rewrite_predictions([run.records[i] for i in run.manifest["item_ids"] if i in run.records])
+    folder.rewrite_predictions([run.records[i] for i in run.manifest.item_ids if i in run.records])
     if run.metrics is not None:
         folder.write_metrics(run.metrics)
 
 
-def _write_as_is(folder: RunFolder, files: dict) -> None:
+def _write_as_is(folder: RunFolder, files: dict, run: Inspection) -> None:
     """A run the store does not have: its files as the bundle holds them (checked by the plan)."""
     folder.remove_metrics()
-    folder.write_manifest(loads(bytes(files[MANIFEST]).decode("utf-8")))
+    folder.write_manifest(run.manifest)
     folder.write_predictions(bytes(files[PREDICTIONS]))
     if METRICS in files:
         folder.write_metrics(loads(bytes(files[METRICS]).decode("utf-8")))
@@ -112,7 +112,7 @@ def import_bundle(path, *, store=None, echo=None) -> Imported:
             folder = store.folder(rid)
             with folder.lock(on_wait=waiting(rid)):
                 if outcome == "new" and folder.inspect().state == "empty":     # still nothing there
-                    _write_as_is(folder, files[rid])
+                    _write_as_is(folder, files[rid], incoming(rid))
                 else:                                   # the folder moved on meanwhile: plan again
                     result, outcome = _plan(folder, incoming(rid), path)
                     if outcome in WRITES:

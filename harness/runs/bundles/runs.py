@@ -17,8 +17,15 @@ from pathlib import Path
 
 from harness.errors import InputError
 from harness.jsonio import loads
-from harness.runs.recheck import disagreement
+from harness.runs.manifest_io import read_manifest
+from harness.runs.recheck import MANIFEST_FIELDS, disagreement
+from harness.runs.record import RunManifest
 from harness.runs.store import METRICS, MANIFEST, PREDICTIONS, Inspection, metrics_problem, parse_predictions, run_id
+
+
+# manifest fields a bundle may not hold in a wrong shape (what the run is, what it says it scored)
+STRICT = ("run_id", "identity", "task", "model", "quant", "prompt_style", "item_ids", "n_items", *MANIFEST_FIELDS)
+SHAPED = ("sessions", "info")       # these must be of their type; an odd session inside is left out
 
 
 def _json(data, where: str):
@@ -28,35 +35,34 @@ def _json(data, where: str):
         raise InputError("is not valid JSON", path=where) from None
 
 
-def _manifest(data, rid: str, where: str) -> dict:
-    manifest = _json(data, where)
-    if not isinstance(manifest, dict):
-        raise InputError("is not a JSON object", path=where)
-    if manifest.get("run_id") != rid:
-        raise InputError(f"says run {manifest.get('run_id')!r}, but it is filed under run {rid}", path=where,
+def _manifest(data, rid: str, where: str) -> RunManifest:
+    """The run's manifest, read by the store's one reader; a bundle's must also be whole: every
+    field that defines or scores the run well formed, and naming what its identity hashes."""
+    manifest, problems = read_manifest(data, where)
+    if manifest is None:
+        raise InputError(problems[0])
+    wrong = next((p for p in problems if p.field in STRICT or (p.field in SHAPED and len(p.loc) == 1)), None)
+    if wrong is not None:
+        raise InputError(wrong)
+    if manifest.run_id != rid:
+        raise InputError(f"says run {manifest.run_id!r}, but it is filed under run {rid}", path=where,
                          field="run_id")
-    identity = manifest.get("identity")
-    if not isinstance(identity, dict) or run_id(identity) != rid:
+    identity = manifest.identity
+    if identity is None or run_id(identity) != rid:
         raise InputError(f"its identity does not hash to run id {rid} (edited, or not a pricebench run)",
                          path=where, field="identity")
-    task, model = identity.get("task"), identity.get("model")
-    named = {"task": (task or {}).get("name") if isinstance(task, dict) else None,
-             "model": (model or {}).get("name") if isinstance(model, dict) else None,
-             "quant": (model or {}).get("quant") if isinstance(model, dict) else None,
+    task, model = manifest.task_identity, manifest.model_identity
+    named = {"task": task.get("name"), "model": model.get("name"), "quant": model.get("quant"),
              "prompt_style": identity.get("prompt_style")}
     for key, value in named.items():        # what reports show must be what the id stands for
-        if manifest.get(key) != value:
-            raise InputError(f"is {manifest.get(key)!r}, but the run's identity says {value!r}", path=where, field=key)
-    for key, kind, what in (("sessions", list, "a list"), ("info", dict, "an object")):
-        if key in manifest and not isinstance(manifest[key], kind):
-            raise InputError(f"must be {what}", path=where, field=key)
-    items = manifest.get("item_ids")
-    if not isinstance(items, list) or not items or not all(isinstance(i, str) and i for i in items) \
-            or len(set(items)) != len(items):
+        if getattr(manifest, key) != value:
+            raise InputError(f"is {getattr(manifest, key)!r}, but the run's identity says {value!r}", path=where,
+                             field=key)
+    items = manifest.item_ids
+    if not items or not all(items) or len(set(items)) != len(items):
         raise InputError("must be a list of distinct item ids", path=where, field="item_ids")
-    if manifest.get("n_items", len(items)) != len(items):
-        raise InputError(f"says {manifest.get('n_items')!r}, item_ids lists {len(items)}", path=where,
-                         field="n_items")
+    if manifest.n_items is not None and manifest.n_items != len(items):
+        raise InputError(f"says {manifest.n_items!r}, item_ids lists {len(items)}", path=where, field="n_items")
     return manifest
 
 
@@ -73,7 +79,7 @@ def run_from_files(rid: str, files: dict, where: str) -> Inspection:
     records, problems = parse_predictions(data, at)
     if problems:
         raise InputError(problems[0] + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
-    wanted = set(manifest["item_ids"])
+    wanted = set(manifest.item_ids)
     stray = next((item for item in records if item not in wanted), None)
     if stray is not None:
         raise InputError(f"item {stray!r} is not an item of run {rid} (manifest.json item_ids)", path=at)
