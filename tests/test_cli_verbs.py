@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -57,12 +58,15 @@ def stored(tmp_path_factory, data_dir) -> tuple[Path, str]:
 
 
 def _files(folder: Path) -> dict[str, dict | bytes]:
-    """Every file under `folder` (JSON without its retrieval time, which is the clock's)."""
+    """Every file under `folder` (JSON without its retrieval time, which is the clock's, and the
+    owned-folder marker by the files it lists: its hashes cover that clock time too)."""
     out = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         if path.suffix == ".json":
             record = json.loads(path.read_text(encoding="utf-8"))
             record.pop("retrieved_timestamp", None)
+            if isinstance(record.get("files"), dict) and "written_by" in record:
+                record["files"] = sorted(record["files"])
             out[str(path.relative_to(folder))] = record
         else:
             out[str(path.relative_to(folder))] = path.read_bytes()
@@ -79,9 +83,13 @@ def test_export_runs_and_its_alias_write_the_same_bundle(stored, data_dir, tmp_p
     assert (tmp_path / "a.tar.gz").read_bytes() == (tmp_path / "b.tar.gz").read_bytes()
 
 
-def test_export_eee_and_its_alias_write_the_same_files(stored, data_dir, tmp_path, capsys):
+def test_export_eee_and_its_alias_write_the_same_files(stored, data_dir, tmp_path, capsys, monkeypatch):
+    import harness.exports.eee as eee
+
     store, rid = stored
     common = ("--data-dir", data_dir, "--store", store)
+    clock = iter([1_800_000_000.0, 1_800_000_007.0])        # the two exports in different seconds, always
+    monkeypatch.setattr(eee, "time", SimpleNamespace(time=lambda: next(clock)))
     assert cli(capsys, *common, "export", "eee", rid, tmp_path / "a")[0] == 0
     assert cli(capsys, "export-eee", rid, tmp_path / "b", *common)[0] == 0          # options after the verb too
     files = _files(tmp_path / "a")
