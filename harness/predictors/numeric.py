@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import statistics
 
+from harness.errors import InputError
 from harness.predictors.base import Reply
 from harness.scoring import parse_price
 
@@ -21,6 +22,15 @@ DEFAULT_TEMPERATURE = 1.0
 DEFAULT_SEED = 0
 NO_NUMBER = float("nan")    # a price the runner reads as a parse failure, whatever the samples' text holds
 _SEPARATOR = " samples: "
+
+
+def refuse_stray_options(backend: str, given: dict, decoding: str, only_with: dict) -> None:
+    """An option that only some decodings read (`only_with`: name -> those decodings), given with
+    another decoding, is a mistake (and would make a second run id for the same replies)."""
+    for name, modes in only_with.items():
+        if name in (given or {}) and decoding not in modes:
+            raise InputError(f"{backend}: {name} is for decoding={' or '.join(modes)} (decoding is {decoding})",
+                             field=name)
 
 
 def decide(values: list[float | None], how: str) -> float | None:

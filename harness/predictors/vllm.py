@@ -35,7 +35,8 @@ from harness.errors import InputError
 from harness.kinds import known_kind
 from harness.predictors.hf.fingerprint import weights_fingerprint
 from harness.predictors.base import ModelSpec, Predictor, Reply
-from harness.predictors.numeric import DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_TEMPERATURE, SAMPLED, sampled_reply
+from harness.predictors.numeric import (DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_TEMPERATURE, SAMPLED,
+                                        refuse_stray_options, sampled_reply)
 from harness.predictors.options import option, runtime
 from harness.prompts import Request
 
@@ -87,9 +88,7 @@ class VLLMPredictor(Predictor):
         options = self.options
         self.max_new_tokens = options.max_new_tokens
         self.decoding = options.decoding
-        for name in ("samples", "temperature"):
-            if name in (spec.options or {}) and self.decoding not in SAMPLED:
-                raise InputError(f"vllm: {name} is for decoding=median or mean (decoding is greedy)", field=name)
+        refuse_stray_options("vllm", spec.options, self.decoding, dict.fromkeys(("samples", "temperature"), SAMPLED))
         self.lora = options.lora
         if self.lora and not Path(self.lora).is_dir():
             raise InputError(f"vllm: LoRA adapter folder not found: {self.lora}", field="lora")

@@ -45,7 +45,7 @@ from harness.predictors.hf.onednn_linear import KERNELS
 from harness.predictors.hf.prefix_cache import SharedPrefix
 from harness.predictors.base import ModelSpec, Predictor, Reply
 from harness.predictors.numeric import (DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_TEMPERATURE, SAMPLE_OPTIONS,
-                                        SAMPLED)
+                                        SAMPLED, refuse_stray_options)
 from harness.predictors.options import option, runtime
 from harness.prompts import Request
 
@@ -101,10 +101,8 @@ class HFPredictor(Predictor):
                              "hf:smollm2-135m-instruct", field="model")
         opts = self.options
         self.decoding = opts.decoding
-        for name, modes in ((*[(n, SAMPLED) for n in SAMPLE_OPTIONS], ("beam", ("expected",)))):
-            if name in (spec.options or {}) and self.decoding not in modes:
-                raise InputError(f"hf: {name} is for decoding={' or '.join(modes)} (decoding is {self.decoding})",
-                                 field=name)
+        refuse_stray_options("hf", spec.options, self.decoding,
+                             {**dict.fromkeys(SAMPLE_OPTIONS, SAMPLED), "beam": ("expected",)})
         self.linear_kernel = opts.linear_kernel
         self.top_k = opts.top_k
         self.max_new_tokens = opts.max_new_tokens
