@@ -143,3 +143,41 @@ def test_vllm_lora_run_equals_peft(smollm2, random_lora, data_dir, store):
     assert result.manifest["kind"] == "open-finetuned" and result.df["failure"].isna().all()
     assert result.manifest["info"]["engine_start_s"] > 0
     assert result.manifest["identity"]["predictor"]["lora"] is not None
+
+
+def test_median_decoding_enters_the_run_id_only_when_asked(smollm2, task):
+    from harness.runs.runner import run_identity
+
+    def run_id(**options):
+        predictor = make_predictor(ModelSpec(f"vllm:{smollm2}", options=options))
+        return run_identity(task, predictor.spec, predictor)[1]
+
+    ids = [run_id(), run_id(decoding="median"), run_id(decoding="mean"), run_id(decoding="median", seed=1),
+           run_id(decoding="median", samples=4), run_id(decoding="median", temperature=0.5)]
+    assert len(set(ids)) == len(ids)
+    greedy = VLLMPredictor(ModelSpec(f"vllm:{smollm2}"))
+    assert greedy.job([])["sampling"] == {"max_tokens": 8, "temperature": 0.0}
+    assert "decoding" not in greedy.identity(task)
+    median = VLLMPredictor(ModelSpec(f"vllm:{smollm2}", options={"decoding": "median", "seed": 3}))
+    assert median.job([])["sampling"] == {"max_tokens": 8, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "n": 8,
+                                          "seed": 3}
+    with pytest.raises(InputError, match="samples is for decoding"):
+        VLLMPredictor(ModelSpec(f"vllm:{smollm2}", options={"samples": 4}))
+
+
+@pytest.mark.slow
+def test_vllm_median_of_seeded_samples(smollm2, task):
+    """n samples per request, seeded per request: the same prompt twice in one call gets the same
+    samples, and the price is the median of the parsed samples the stored reply lists."""
+    from harness.predictors.numeric import recompute, samples_of
+
+    predictor = _vllm_or_skip(ModelSpec(f"vllm:{smollm2}", prompt="base",
+                                        options={**ENGINE, "decoding": "median", "samples": 4}))
+    requests = build_requests(task, task.eval_items()[:2], "base")
+    replies = predictor.predict_batch(requests + requests)
+    assert [r.raw for r in replies[:2]] == [r.raw for r in replies[2:]]
+    for reply in replies:
+        assert len(samples_of(reply.raw)) == 4 and reply.usage["completion_tokens"] > MAX_NEW_TOKENS
+        decision = recompute(reply.raw)
+        assert reply.price == decision if decision is not None else reply.price != reply.price   # NaN: no number
+    assert len({tuple(samples_of(r.raw)) for r in replies[:2]}) == 2

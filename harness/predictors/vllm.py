@@ -1,4 +1,5 @@
-"""`vllm:<checkpoint>`: vLLM offline inference, greedy, all items in one `generate` call.
+"""`vllm:<checkpoint>`: vLLM offline inference, greedy (or median / mean of samples), all items in
+one `generate` call.
 
 Where `vllm` imports in this environment (a GPU machine with vLLM installed), it runs
 in-process. Otherwise - vLLM for CPU needs its own virtualenv because it pins torch and
@@ -10,7 +11,9 @@ model's own tokenizer and chat template, so replies match a transformers generat
 Options (all optional, declared in `VLLMPredictor.Options`): max_new_tokens (8), dtype,
 max_model_len, tensor_parallel_size, gpu_memory_utilization, enforce_eager, seed, max_num_seqs,
 trust_remote_code, quantization (awq | gptq | fp8 | bitsandbytes | ...: anything vLLM accepts;
---quant 4bit = bitsandbytes, 8bit = fp8), lora (adapter folder), lora_name, max_lora_rank,
+--quant 4bit = bitsandbytes, 8bit = fp8), decoding (greedy | median | mean: of `samples` (8) replies
+per item drawn at `temperature` (1.0) with SamplingParams n and seed, `seed` (0 here) being also the
+engine's; see harness/predictors/numeric.py), lora (adapter folder), lora_name, max_lora_rank,
 engine_args (a dict passed to vllm.LLM as is), kv_cache_gib (CPU KV cache, default 1), verbose
 (stream vLLM's log); speed / placement only: python, timeout, device, batch_size, progress. Prompts
 with in-context examples turn on vLLM's automatic prefix caching (engine arg enable_prefix_caching),
@@ -26,12 +29,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 from harness.errors import InputError
 from harness.kinds import known_kind
 from harness.predictors.hf.fingerprint import weights_fingerprint
 from harness.predictors.base import ModelSpec, Predictor, Reply
+from harness.predictors.numeric import (DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_TEMPERATURE, SAMPLED,
+                                        refuse_stray_options, sampled_reply)
 from harness.predictors.options import option, runtime
 from harness.prompts import Request
 
@@ -65,6 +70,9 @@ class VLLMPredictor(Predictor):
         lora: str | None = option(None, description="a PEFT LoRA adapter folder")
         lora_name: str | None = option(None)
         engine_args: dict[str, Any] | None = option(None, description="passed to vllm.LLM as is")
+        decoding: Literal[("greedy", *SAMPLED)] = option("greedy", description="median / mean of `samples` replies")
+        samples: int = option(DEFAULT_SAMPLES, ge=1, le=256, description="median / mean: replies per item")
+        temperature: float = option(DEFAULT_TEMPERATURE, gt=0, le=5, description="median / mean: temperature")
         # Hashed since they were first accepted (stored run ids depend on it), though they change no reply:
         kv_cache_gib: int = option(1, ge=1, description="CPU KV cache GiB (VLLM_CPU_KVCACHE_SPACE) if unset")
         verbose: bool = option(False, description="stream vLLM's log")
@@ -79,6 +87,8 @@ class VLLMPredictor(Predictor):
                              field="model")
         options = self.options
         self.max_new_tokens = options.max_new_tokens
+        self.decoding = options.decoding
+        refuse_stray_options("vllm", spec.options, self.decoding, dict.fromkeys(("samples", "temperature"), SAMPLED))
         self.lora = options.lora
         if self.lora and not Path(self.lora).is_dir():
             raise InputError(f"vllm: LoRA adapter folder not found: {self.lora}", field="lora")
@@ -103,16 +113,28 @@ class VLLMPredictor(Predictor):
         if any(r.shots for r in requests):   # in-context prompts share long prefixes: vLLM's prefix caching
             engine.setdefault("enable_prefix_caching", True)
         return {"model": self.spec.target, "engine": engine,
-                "sampling": {"max_tokens": self.max_new_tokens, "temperature": 0.0},
+                "sampling": self.sampling(),
                 "lora": {"name": self.options.lora_name or Path(self.lora).name, "path": str(self.lora)}
                 if self.lora else None,
                 "requests": [{"messages": [dict(m) for m in r.messages]} if r.style == "chat" else {"prompt": r.prompt}
                              for r in requests]}
 
+    def sampling(self) -> dict:
+        """SamplingParams: greedy, or `samples` replies per request seeded per request (not per batch)."""
+        if self.decoding not in SAMPLED:
+            return {"max_tokens": self.max_new_tokens, "temperature": 0.0}
+        opts = self.options
+        return {"max_tokens": self.max_new_tokens, "temperature": opts.temperature, "top_k": 0, "top_p": 1.0,
+                "n": opts.samples, "seed": DEFAULT_SEED if opts.seed is None else opts.seed}
+
     def identity(self, task) -> dict:
         target = Path(self.spec.target)
-        return {"weights": weights_fingerprint(target) if target.exists() else self.spec.target,
-                "lora": weights_fingerprint(self.lora) if self.lora else None}
+        ident = {"weights": weights_fingerprint(target) if target.exists() else self.spec.target,
+                 "lora": weights_fingerprint(self.lora) if self.lora else None}
+        if self.decoding in SAMPLED:        # greedy runs keep their ids
+            sampling = self.sampling()
+            ident.update(decoding=self.decoding, **{k: sampling[k] for k in ("n", "temperature", "seed")})
+        return ident
 
     def label(self) -> str:
         return self.spec.name + ("" if self.spec.quant == "none" else f" ({self.spec.quant})")
@@ -171,9 +193,14 @@ class VLLMPredictor(Predictor):
                       "items_per_s_generate": round(len(requests) / max(result["generate_s"], 1e-9), 3),
                       "worker_versions": result.get("versions", {})}
         per_item = result["generate_s"] / max(len(requests), 1)
-        return [Reply(raw=r["text"], usage={"prompt_tokens": r["prompt_tokens"],
-                                            "completion_tokens": r["completion_tokens"]},
-                      latency_s=round(per_item, 4)) for r in result["replies"]]
+        replies = []
+        for r in result["replies"]:
+            usage = {"prompt_tokens": r["prompt_tokens"], "completion_tokens": r["completion_tokens"]}
+            reply = sampled_reply(r["texts"], self.decoding, usage) if self.decoding in SAMPLED else \
+                Reply(raw=r["text"], usage=usage)
+            reply.latency_s = round(per_item, 4)
+            replies.append(reply)
+        return replies
 
     def predict_batch(self, requests: list[Request]) -> list[Reply]:
         return self._generate(requests)

@@ -8,7 +8,8 @@ predictor calls `run_job` directly instead.
 
 Job:    {"model", "engine": {vllm.LLM kwargs}, "sampling": {SamplingParams kwargs},
          "lora": {"name", "path"} | null, "requests": [{"prompt": str} | {"messages": [...]}]}
-Result: {"replies": [{"text", "prompt_tokens", "completion_tokens"}], "import_s", "engine_start_s",
+Result: {"replies": [{"text", "texts" (all n samples), "prompt_tokens", "completion_tokens" (all samples)}],
+         "import_s", "engine_start_s",
          "generate_s", "versions"} or {"error": "..."} (exit status 1).
 vLLM logs to stdout, so the result goes to a duplicate of the original stdout and
 everything else is sent to stderr.
@@ -61,8 +62,9 @@ def run_job(job: dict) -> dict:
     t0 = time.perf_counter()
     outputs = llm.generate(prompts, sampling, lora_request=lora_request, use_tqdm=False)
     generate_s = time.perf_counter() - t0
-    replies = [{"text": out.outputs[0].text, "prompt_tokens": len(out.prompt_token_ids or []),
-                "completion_tokens": len(out.outputs[0].token_ids)} for out in outputs]
+    replies = [{"text": out.outputs[0].text, "texts": [o.text for o in out.outputs],
+                "prompt_tokens": len(out.prompt_token_ids or []),
+                "completion_tokens": sum(len(o.token_ids) for o in out.outputs)} for out in outputs]
     versions = {"vllm": vllm.__version__}
     try:
         import torch

@@ -14,6 +14,8 @@ def check_batch_invariance(predictor, task, probes: int = 3) -> str:
                 f"batch_size is in the run id")
     if predictor.batch_size == 1:
         return "batch_size 1"
+    if getattr(predictor, "decodes_alone", False):
+        return f"not needed: decoding={predictor.decoding} decodes each prompt by itself"
     from harness.prompts import build_requests
 
     requests = build_requests(task, task.eval_items()[:16], predictor.prompt_style)

@@ -1,11 +1,14 @@
 """How hf: reads a price from a model: the course's top-k weighted decoding for fine-tuned models,
-and where the weights come from (a test-model alias, a GGUF file, a folder, a hub name)."""
+the median / mean of N seeded samples (harness/predictors/numeric.py), and where the weights come
+from (a test-model alias, a GGUF file, a folder, a hub name)."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from harness.errors import InputError
 from harness.predictors.base import Reply
+from harness.predictors.numeric import sampled_reply
 
 
 def resolve_target(target: str) -> tuple[str, str | None]:
@@ -53,3 +56,44 @@ def topk_weighted(model, tokenizer, enc, top_k: int) -> list[Reply]:
         price = sum(p * w for p, w in zip(prices, weights)) / sum(weights) if prices else 0.0
         replies.append(Reply(raw=f"{price:.2f}", price=price))
     return replies
+
+
+def prompt_seed(seed: int, text: str) -> int:
+    """The torch seed of one prompt's samples: from the run's seed and the prompt text, so a reply
+    depends on neither the batch it came in nor the order of the run (resumed runs agree)."""
+    digest = hashlib.sha256(f"{seed}\0{text}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def sample_prices(model, tokenizer, encoded: list, texts: list[str], *, how: str, samples: int,
+                  temperature: float, seed: int, max_new_tokens: int) -> tuple[list[Reply], list[int]]:
+    """(one reply per prompt, completion tokens per prompt): `samples` completions of each prompt,
+    drawn together as one batch of copies (no padding), seeded per prompt; plain temperature sampling
+    (no top-k / top-p cut, whatever the checkpoint's generation config says)."""
+    import torch
+
+    replies, completion = [], []
+    for enc, text in zip(encoded, texts):
+        torch.manual_seed(prompt_seed(seed, text))
+        out = model.generate(**enc, do_sample=True, num_return_sequences=samples, temperature=temperature,
+                             top_k=0, top_p=1.0, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
+        new = out[:, enc["input_ids"].shape[1]:]
+        completion.append(int((new != tokenizer.pad_token_id).sum()))
+        replies.append(sampled_reply(tokenizer.batch_decode(new, skip_special_tokens=True), how))
+    return replies, completion
+
+
+def decode_alone(predictor, encoded: list, texts: list[str]) -> tuple[list[Reply], list[int]]:
+    """(replies, completion tokens) of `decoding=median|mean|expected`, one prompt at a time
+    (`encoded`: each text's tokens, unpadded)."""
+    from harness.predictors.hf.expected import expected_price, vocabulary_masks
+
+    model, tokenizer, opts = predictor.model, predictor.tokenizer, predictor.options
+    if predictor.decoding != "expected":
+        return sample_prices(model, tokenizer, encoded, texts, how=predictor.decoding, samples=opts.samples,
+                             temperature=opts.temperature, seed=opts.seed, max_new_tokens=opts.max_new_tokens)
+    if predictor.vocabulary is None:
+        predictor.vocabulary = vocabulary_masks(tokenizer, model.get_output_embeddings().weight.shape[0])
+    replies = [expected_price(model, enc, *predictor.vocabulary, beam=opts.beam,
+                              max_new_tokens=opts.max_new_tokens) for enc in encoded]
+    return replies, [reply.usage["completion_tokens"] for reply in replies]

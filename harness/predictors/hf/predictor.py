@@ -11,12 +11,15 @@ before and after fine-tuning) for any model a user names:
 - `adapter=<path>`: a PEFT adapter on top (one with a regression head, `regression.json`, makes
   the regressor of hf/regression.py); `decoding=topk-weighted`: the course's decoding
   for fine-tuned models (probability-weighted mean of the top-k next tokens that are numbers);
+  `decoding=median|mean`: of `samples` seeded samples (harness/predictors/numeric.py);
+  `decoding=expected`: the expected number under the model's token probabilities (hf/expected.py);
 - prompt style: "chat" (the tokenizer's chat template, continuing "Price is $") if the
   tokenizer has a chat template, else "base" (the course's completion prompt).
 
 Options (`-o key=value`, declared in `HFPredictor.Options`): dtype (auto|fast|float32|bfloat16|float16;
 fast = the device's fastest float type, see harness/predictors/hf/hardware.py),
-compute_dtype (4-bit), max_new_tokens (6), decoding (greedy|topk-weighted), top_k (3), adapter,
+compute_dtype (4-bit), max_new_tokens (6), decoding (greedy|topk-weighted|median|mean|expected), top_k (3),
+samples (8), temperature (1.0), seed (0) (median|mean only), beam (16, expected only), adapter,
 revision, trust_remote_code (false); speed only: batch_size (8), device (auto|cpu|cuda|cuda:N|mps),
 linear_kernel (auto|aten: fp32 linear layers on the CPU go through oneDNN unless aten; see
 harness/predictors/hf/onednn_linear.py), max_batch_tokens (3072: long prompts in smaller batches where
@@ -32,13 +35,16 @@ from typing import Iterator, Literal
 from harness.errors import InputError
 from harness.kinds import known_kind
 from harness.predictors.hf.checks import check_batch_invariance, check_prefix
-from harness.predictors.hf.decoding import resolve_target, topk_weighted
+from harness.predictors.hf.decoding import decode_alone, resolve_target, topk_weighted
+from harness.predictors.hf.expected import DEFAULT_BEAM
 from harness.predictors.hf.fingerprint import weights_fingerprint
 from harness.predictors.hf.hardware import fast_dtype_name
 from harness.predictors.hf.loading import load_model
 from harness.predictors.hf.onednn_linear import KERNELS
 from harness.predictors.hf.prefix_cache import SharedPrefix
 from harness.predictors.base import ModelSpec, Predictor, Reply
+from harness.predictors.numeric import (DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_TEMPERATURE, SAMPLE_OPTIONS,
+                                        SAMPLED, refuse_stray_options)
 from harness.predictors.options import option, runtime
 from harness.prompts import Request
 from harness.runs.environment import library_versions
@@ -47,7 +53,7 @@ DEFAULT_MAX_NEW_TOKENS = 6
 # Measured on 2 cores (docs/open-models.md, "Speed"): fp32 prefill is fastest at 1,500-5,000 padded
 # tokens a batch (zero-shot: 16 prompts of ~200; 5 nearest shots: 1-3 prompts of ~1,200).
 DEFAULT_BATCH_TOKENS = 3072
-DECODINGS = ("greedy", "topk-weighted")
+DECODINGS = ("greedy", "topk-weighted", *SAMPLED, "expected")
 # torch's floating dtypes by name (with its aliases float, half, double); auto = bfloat16 on CUDA, else float32;
 # fast = bfloat16 where the device multiplies it natively, else float16 on a GPU, float32 on other CPUs
 DTypeName = Literal["auto", "fast", "float32", "bfloat16", "float16", "float64", "float", "half", "double"]
@@ -70,8 +76,15 @@ class HFPredictor(Predictor):
         compute_dtype: DTypeName = option("auto", description="4-bit compute dtype")
         max_new_tokens: int = option(DEFAULT_MAX_NEW_TOKENS, ge=1, description="greedy tokens per item")
         decoding: Literal[DECODINGS] = option("greedy", description="topk-weighted: the course's decoding "
-                                                                     "for fine-tuned models")
+                                                                     "for fine-tuned models; median / mean of "
+                                                                     "`samples` samples; expected: from token "
+                                                                     "probabilities")
         top_k: int = option(3, ge=1, description="tokens averaged by topk-weighted decoding")
+        beam: int = option(DEFAULT_BEAM, ge=1, le=256, description="expected: number prefixes kept per step")
+        samples: int = option(DEFAULT_SAMPLES, ge=1, le=256, description="median / mean: samples per item")
+        temperature: float = option(DEFAULT_TEMPERATURE, gt=0, le=5, description="median / mean: sampling "
+                                                                                 "temperature")
+        seed: int = option(DEFAULT_SEED, ge=0, description="median / mean: sampling seed")
         adapter: str | None = option(None, description="a PEFT adapter folder")
         revision: str | None = option(None, description="hub revision")
         trust_remote_code: bool = option(False)
@@ -91,6 +104,8 @@ class HFPredictor(Predictor):
                              "hf:smollm2-135m-instruct", field="model")
         opts = self.options
         self.decoding = opts.decoding
+        refuse_stray_options("hf", spec.options, self.decoding,
+                             {**dict.fromkeys(SAMPLE_OPTIONS, SAMPLED), "beam": ("expected",)})
         self.linear_kernel = opts.linear_kernel
         self.top_k = opts.top_k
         self.max_new_tokens = opts.max_new_tokens
@@ -103,6 +118,7 @@ class HFPredictor(Predictor):
         self._tokenizer = None
         self.model = None
         self._info: dict = {}
+        self.vocabulary = None          # expected decoding: token texts and number masks, built once
 
     # --- cheap, before loading -------------------------------------------------------
     @property
@@ -150,10 +166,13 @@ class HFPredictor(Predictor):
         weights = weights_fingerprint(self.gguf or self.source) if local else f"{self.source}@{self.revision or 'main'}"
         ident = {"weights": weights, "dtype": str(self._dtype()).replace("torch.", ""),
                  "max_new_tokens": self.max_new_tokens, "decoding": self.decoding}
-        if not self.assumes_batch_invariance:
+        if not (self.assumes_batch_invariance or self.decodes_alone):
             ident["batch_size"] = self.batch_size   # replies depend on it: one id per batch size
         if self.decoding == "topk-weighted":
             ident["top_k"] = self.top_k
+        # resolved defaults: a changed default must not keep the id
+        names = SAMPLE_OPTIONS if self.decoding in SAMPLED else ("beam",) if self.decoding == "expected" else ()
+        ident.update({name: getattr(self.options, name) for name in names})
         if self.spec.quant == "4bit":
             ident["compute_dtype"] = str(self._dtype("compute_dtype")).replace("torch.", "")
         if self.adapter:
@@ -167,6 +186,11 @@ class HFPredictor(Predictor):
         import torch
 
         return self.spec.quant == "none" and self._dtype() is torch.float32 and self.device == "cpu"
+
+    @property
+    def decodes_alone(self) -> bool:
+        """median / mean / expected decode each prompt by itself: no reply depends on the batch."""
+        return self.decoding in (*SAMPLED, "expected")
 
     def label(self) -> str:
         quant = "" if self.spec.quant == "none" else f" {self.spec.quant}"
@@ -269,9 +293,12 @@ class HFPredictor(Predictor):
 
     def _generate(self, texts: list[str], style: str, prefix: SharedPrefix | None = None,
                   count: bool = True) -> list[Reply]:
-        """Greedy replies (or top-k weighted prices); `prefix`: the cached prompt head they all share."""
+        """Greedy replies (or top-k weighted, sampled or expected prices); `prefix`: the cached prompt
+        head they all share (greedy only)."""
         import torch
 
+        if self.decodes_alone:
+            return self._generate_each(texts, style, count)
         enc = self._encode(texts, style).to(self.device)
         prompt_tokens = enc["attention_mask"].sum(dim=1).tolist()
         t0 = time.perf_counter()
@@ -287,6 +314,17 @@ class HFPredictor(Predictor):
                 new = out[:, enc["input_ids"].shape[1]:]
                 completion = (new != self.tokenizer.pad_token_id).sum(dim=1).tolist()
                 replies = [Reply(raw=text) for text in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+        return self._account(replies, prompt_tokens, completion, time.perf_counter() - t0, count=count)
+
+    def _generate_each(self, texts: list[str], style: str, count: bool) -> list[Reply]:
+        """median / mean / expected: one prompt at a time (unpadded), so a reply depends on no other prompt."""
+        import torch
+
+        singles = [self._encode([text], style).to(self.device) for text in texts]
+        prompt_tokens = [enc["input_ids"].shape[1] for enc in singles]
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            replies, completion = decode_alone(self, singles, texts)
         return self._account(replies, prompt_tokens, completion, time.perf_counter() - t0, count=count)
 
     def _account(self, replies: list[Reply], prompt_tokens: list, completion: list, elapsed: float,

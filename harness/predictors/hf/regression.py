@@ -47,7 +47,7 @@ class HFRegressionPredictor(HFPredictor):
 
     def identity(self, task) -> dict:
         ident = super().identity(task)
-        for generation_only in ("max_new_tokens", "decoding", "top_k"):
+        for generation_only in ("max_new_tokens", "decoding", "top_k", "samples", "temperature", "seed", "beam"):
             ident.pop(generation_only, None)
         ident.update(self._head_identity())
         return ident
