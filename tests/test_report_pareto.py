@@ -152,6 +152,9 @@ def test_the_page_draws_each_cost_lists_each_front_and_answers_per_base(store, t
         expected = _expected_front([(runs[k].run_id, mae[k], v) for k, v in figures.items()], better)
         assert set(listed) == expected and len(listed) == len(expected), axis
         assert figure.count("<circle") == len(figures) and figure.count('class="to-pt to-front"') == len(expected)
+        assert figure.count('class="to-step"') == 1 and figure.count('class="tick to-mark"') == len(expected)
+    assert "parameters (log scale)" in _figure(answer, "parameters")           # 135M to 8B
+    assert "(log scale)" not in _figure(answer, "train_s")                      # from 0 s
     price = _figure(answer, "usd_per_1000")
     assert "$0.2000" in price and "$5.0000" in price        # both on the front: the dearer one is better
     params = _figure(answer, "parameters")

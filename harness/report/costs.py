@@ -40,11 +40,10 @@ def is_api(e: Entry) -> bool:
 def read_costs(e: Entry, base: str | None = None, training: Training | None = None) -> Costs:
     """The costs of run `e`; `base` and `training` as report/selection.base_of found them (None: no
     open base's run)."""
-    man = _mapping(e.manifest)
-    counted = _number(_mapping(man.get("info")).get("parameters"))
-    parameters = int(counted) if counted is not None and counted > 0 else KNOWN_PARAMETERS.get(base or "")
-    if base is None:
-        parameters = None
+    parameters = None
+    if base is not None:
+        counted = _number(_mapping(_mapping(e.manifest).get("info")).get("parameters"))
+        parameters = int(counted) if counted is not None and counted > 0 else KNOWN_PARAMETERS.get(base)
     tuned = training is not None or e.kind == "open-finetuned"
     train_s = None if base is None else training.train_s if training is not None else None if tuned else 0.0
     if train_s is not None and train_s < 0:

@@ -11,8 +11,8 @@ dominates anything (the report lists such rows as left out).
 from __future__ import annotations
 
 import math
-from itertools import groupby
 from collections.abc import Sequence
+from itertools import groupby
 
 LOWER, HIGHER = "lower", "higher"
 
