@@ -37,7 +37,9 @@ def _speed(v: float) -> str:
 
 
 def _dollars(v: float) -> str:
-    return f"${v:,.2f}" if v >= 1 else f"${v:.2g}"
+    if v < 1:
+        return f"${v:.2g}"
+    return f"${v:,.0f}" if v == int(v) else f"${v:,.2f}"
 
 
 @dataclass(frozen=True)
