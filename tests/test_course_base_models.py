@@ -72,6 +72,10 @@ def test_the_course_open_model_entries_fill_the_base_models_page(tmp_path, data_
     page = (report_for_leaderboard(board, out_dir=tmp_path / "report", data_dir=data_dir,
                                    store=tmp_path / "runs").parent / "selection.html").read_text("utf-8")
     assert "No open base model" not in page
+    assert page.count("<li data-verdict=") == len(BASES)                 # a sentence per base
+    for axis in ("parameters", "train_s", "items_per_s"):                 # a chart per cost, its front listed
+        assert f'<figure class="tradeoff" data-axis="{axis}">' in page and f'<table class="small front" ' \
+            f'data-axis="{axis}">' in page, axis
     for base in BASES:
         section = page.split(f'data-base="{base}"')[1].split("data-base=")[0]
         for way in ("zero-shot", "few-shot", "fine-tuned"):

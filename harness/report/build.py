@@ -31,6 +31,7 @@ from harness.report.groups import GROUPINGS, group_board, item_groups
 from harness.report.names import checked_name
 from harness.report.outdir import replacing_folder
 from harness.report.selection import base_selection
+from harness.report.tradeoffs import tradeoffs
 from harness.report.training import read_training
 from harness.report.svg import BIDI_CONTROLS, mae_bars, scatter
 from harness.runs.environment import pricebench_version
@@ -100,6 +101,7 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
     ranked = {t: rank(by_task[t]) for t in tasks}
     groups = {t: comparisons(by_task[t]) for t in tasks}
     selection = {t: base_selection(by_task[t]) for t in tasks}
+    answers = {t: tradeoffs(by_task[t]) for t in tasks}
     notes = {t: _task_note(by_task[t]) for t in tasks}
     cards = {t: card for t in tasks if (card := _data_card(by_task[t], t))}
     by_group = {t: _group_boards(ranked[t]) for t in tasks}     # last: its draws evict the ranking's
@@ -109,7 +111,8 @@ def build_report(board: BoardInfo, entries: list[Entry], out_dir, missing: list[
     common = {"board": board, "built": built.strftime("%Y-%m-%d %H:%M UTC"),
               "version": pricebench_version(), "scoring": SCORING_VERSION, "samples": f"{BOOTSTRAP_SAMPLES:,}",
               "seed": BOOTSTRAP_SEED, "ranked": ranked, "missing": missing_by_task, "groups": groups,
-              "selection": selection, "task_notes": notes, "unplaced": missing_by_task.get(None, []), "cards": cards,
+              "selection": selection, "answers": answers, "task_notes": notes,
+              "unplaced": missing_by_task.get(None, []), "cards": cards,
               "columns": {t: leaderboard_columns(ranked[t]) for t in tasks}, "by_group": by_group}
 
     marker = {"written_by": "pricebench", "version": pricebench_version(), "board": board.name,

@@ -45,7 +45,10 @@ def _number(value) -> float | None:
     """A finite number, or None (a missing, textual, boolean or non-finite value is not shown as one)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:               # an integer past any float (a hand-edited manifest)
+        return None
     return value if math.isfinite(value) else None
 
 

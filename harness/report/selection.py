@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from harness.predictors.base import QUANTS
 from harness.report.aggregate import paired_tests, shots_of
-from harness.report.collect import Entry, _number
+from harness.report.collect import Entry
+from harness.report.costs import Costs, read_costs
 from harness.report.training import Training, read_training
 
 WAYS = ("zero-shot", "few-shot", "fine-tuned")
@@ -27,9 +28,13 @@ class Way:
     way: str                                # one of WAYS
     setting: str
     entry: Entry
-    parameters: int | None = None
+    costs: Costs = field(default_factory=Costs)
     training: Training | None = None
     test: dict | None = None                # paired bootstrap vs the reference zero-shot run
+
+    @property
+    def parameters(self) -> int | None:
+        return self.costs.parameters
 
     @property
     def train_s(self) -> float | None:
@@ -79,8 +84,8 @@ def _reference(rows: list[Way]) -> Way | None:
     return min(full, key=lambda r: (r.entry.shown["mae"], r.entry.run_id or "")) if full else None
 
 
-def base_selection(entries: list[Entry]) -> list[BaseGroup]:
-    """The groups of one task's entries (a base with one row only is left out: nothing to choose)."""
+def base_groups(entries: list[Entry]) -> list[BaseGroup]:
+    """Every open base of one task's measured runs, by name, its rows in WAYS order (no tests)."""
     groups: dict[str, BaseGroup] = {}
     for e in entries:
         if e.provenance != "measured" or not e.has_items:
@@ -90,13 +95,19 @@ def base_selection(entries: list[Entry]) -> list[BaseGroup]:
             continue
         base, training = found
         way, setting = way_of(e, training)
-        parameters = _number(e.manifest.run_info.get("parameters"))
-        row = Way(way, setting, e, int(parameters) if parameters is not None and parameters >= 0 else None, training)
+        row = Way(way, setting, e, read_costs(e, base, training), training)
         groups.setdefault(base, BaseGroup(e.task, base)).rows.append(row)
-    out = [g for _, g in sorted(groups.items()) if len(g.rows) > 1]
-    wanted = []
+    out = [g for _, g in sorted(groups.items())]
     for g in out:
         g.rows.sort(key=_order)
+    return out
+
+
+def base_selection(entries: list[Entry]) -> list[BaseGroup]:
+    """The groups of one task's entries (a base with one row only is left out: nothing to choose)."""
+    out = [g for g in base_groups(entries) if len(g.rows) > 1]
+    wanted = []
+    for g in out:
         g.reference = _reference(g.rows)
         wanted += [(row, g.reference) for row in g.rows if g.reference is not None and row is not g.reference]
     for (row, _), result in zip(wanted, paired_tests([(row.entry, ref.entry) for row, ref in wanted])):

@@ -253,3 +253,78 @@ def curve_chart(series: list[tuple[str, str, list[tuple[float, float]]]], *, y_l
                      f'{_plain(name)}</text></g>')
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+# --- a cost-quality chart: MAE against a cost, the Pareto front marked --------------------------
+@dataclass(frozen=True)
+class Dot:
+    """One run on a cost-quality chart; `label` and `tip` are data (escaped here)."""
+
+    x: float
+    mae: float
+    low: float | None = None                # the MAE's 95% CI
+    high: float | None = None
+    label: str = ""
+    tip: str = ""
+    front: bool = False
+    mark: str = ""                          # a front point's number in the table beside the chart
+
+
+def _x_scale(xs: list[float], log: bool, left: float, plot: float):
+    """(x -> pixel, tick values): decades on a log axis, five steps from 0 on a linear one."""
+    if log:
+        lo, hi = math.floor(math.log10(min(xs))), math.ceil(math.log10(max(xs)))
+        hi = max(hi, lo + 1)
+        step = max(1, math.ceil((hi - lo) / 8))
+        return (lambda v: left + plot * (math.log10(v) - lo) / (hi - lo),
+                [10.0 ** k for k in range(lo, hi + 1, step)])
+    top = nice_ceiling(max(xs))
+    return (lambda v: left + plot * min(max(v, 0.0), top) / top), [top * k / 5 for k in range(6)]
+
+
+def tradeoff_chart(dots: list[Dot], *, axis: str, tick, log: bool, width: int = 560, height: int = 300) -> Markup:
+    """MAE (y, from 0, with CI whiskers) against a cost (x; `tick` formats its values), front
+    points filled, numbered and joined by the staircase of the best MAE up to each cost
+    (`dots` marked front in order of better cost first)."""
+    left, head, plot_w, plot_h = 58, 14, width - 58 - 24, height - 14 - 48
+    top = nice_ceiling(min(max(d.high if d.high is not None else d.mae for d in dots),
+                           3 * float(np.median([d.mae for d in dots]))))
+    sx, ticks = _x_scale([d.x for d in dots], log, left, plot_w)
+
+    def sy(v): return head + plot_h - plot_h * min(max(v, 0.0), top) / top
+
+    parts = [f'<svg class="tradeoff" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+             f'aria-label="MAE against {_plain(axis)}, {len(dots)} runs" xmlns="http://www.w3.org/2000/svg">',
+             f'<rect x="{left}" y="{head}" width="{plot_w}" height="{plot_h}" class="plot-bg"/>']
+    for v in ticks:
+        parts.append(f'<line x1="{sx(v):.1f}" y1="{head}" x2="{sx(v):.1f}" y2="{head + plot_h}" class="grid"/>'
+                     f'<text x="{sx(v):.1f}" y="{head + plot_h + 15}" class="tick" text-anchor="middle">'
+                     f'{_plain(tick(v))}</text>')
+    for k in range(6):
+        y = sy(top * k / 5)
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" class="grid"/>'
+                     f'<text x="{left - 5}" y="{y + 4:.1f}" class="tick" text-anchor="end">${top * k / 5:,.0f}</text>')
+    parts.append(f'<text x="{left + plot_w / 2}" y="{height - 14}" class="axis" text-anchor="middle">{_plain(axis)}'
+                 f'</text><text x="12" y="{head + plot_h / 2}" class="axis" text-anchor="middle" '
+                 f'transform="rotate(-90 12 {head + plot_h / 2})">MAE ($, lower is better)</text>')
+    front = [d for d in dots if d.front]
+    if front:
+        path = f"M{sx(front[0].x):.1f} {sy(front[0].mae):.1f}" + "".join(
+            f"H{sx(d.x):.1f}V{sy(d.mae):.1f}" for d in front[1:])
+        parts.append(f'<path d="{path}" class="to-step"/>')
+    drawn = 0
+    for d in sorted(dots, key=lambda d: d.front):          # the front drawn last, on top
+        x, y = sx(d.x), sy(d.mae)
+        parts.append(f'<g class="to-pt{" to-front" if d.front else ""}"><title>{_plain(d.label)} · MAE '
+                     f'${d.mae:,.2f}' + (f' (95% CI ${d.low:,.2f} – ${d.high:,.2f})' if d.low is not None
+                                          and d.high is not None else '') + f' · {_plain(d.tip)}</title>')
+        if d.low is not None and d.high is not None:
+            parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{sy(d.low):.1f}" y2="{sy(d.high):.1f}" '
+                         f'class="to-whisker"/>')
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{4.5 if d.front else 3.5}"/>')
+        if d.mark:          # alternately above and below: neighbours on a front sit close
+            dy, drawn = (-8 if drawn % 2 == 0 else 15), drawn + 1
+            parts.append(f'<text x="{x + 6:.1f}" y="{y + dy:.1f}" class="tick to-mark">{_plain(d.mark)}</text>')
+        parts.append("</g>")
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -22,6 +22,9 @@ SMOLLM2 = "smollm2-135m-instruct"
 GEMMA3 = "gemma-3-270m"
 ALIASES = (SMOLLM2, GEMMA3)
 UPSTREAM = {SMOLLM2: "HuggingFaceTB/SmolLM2-135M-Instruct", GEMMA3: "google/gemma-3-270m"}   # what each alias is
+# parameters as transformers counts them when `hf:` loads each (the report uses them for runs that
+# did not record their own count)
+PARAMETERS = {SMOLLM2: 134_515_008, GEMMA3: 268_098_176}
 
 
 def _pip(*args: str) -> None:
