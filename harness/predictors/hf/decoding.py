@@ -69,18 +69,35 @@ def sample_prices(model, tokenizer, encoded: list, texts: list[str], *, how: str
                   temperature: float, seed: int, max_new_tokens: int) -> tuple[list[Reply], list[int]]:
     """(one reply per prompt, completion tokens per prompt): `samples` completions of each prompt,
     drawn together as one batch of copies (no padding), seeded per prompt; plain temperature sampling
-    (no top-k / top-p cut, whatever the checkpoint's generation config says)."""
+    (no top-k / top-p cut, whatever the checkpoint's generation config says). The prompt goes through
+    the model once (`shared_prompt_cache`), not once per copy: its prefill is most of the cost."""
     import torch
 
     replies, completion = [], []
     for enc, text in zip(encoded, texts):
+        ids = enc["input_ids"].repeat(samples, 1)
+        cache = shared_prompt_cache(model, enc["input_ids"], samples)
         torch.manual_seed(prompt_seed(seed, text))
-        out = model.generate(**enc, do_sample=True, num_return_sequences=samples, temperature=temperature,
-                             top_k=0, top_p=1.0, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
-        new = out[:, enc["input_ids"].shape[1]:]
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), past_key_values=cache,
+                             do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
+                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
+        new = out[:, ids.shape[1]:]
         completion.append(int((new != tokenizer.pad_token_id).sum()))
         replies.append(sampled_reply(tokenizer.batch_decode(new, skip_special_tokens=True), how))
     return replies, completion
+
+
+def shared_prompt_cache(model, input_ids, copies: int):
+    """The keys and values of one prompt but its last token, computed once and laid out for `copies`
+    rows: generate then computes the last token and samples from there, as for a fresh batch."""
+    import torch
+    from transformers import DynamicCache
+
+    with torch.inference_mode():
+        out = model(input_ids=input_ids[:, :-1], past_key_values=DynamicCache(), use_cache=True)
+    layers = [(keys.repeat(copies, 1, 1, 1), values.repeat(copies, 1, 1, 1))
+              for keys, values, *_ in out.past_key_values]
+    return DynamicCache(ddp_cache_data=layers)
 
 
 def decode_alone(predictor, encoded: list, texts: list[str]) -> tuple[list[Reply], list[int]]:
