@@ -51,6 +51,17 @@ def test_shipped_recipes_load_with_the_courses_settings():
     assert load_recipe(files["smollm2-135m-lora-cpu"]) == load_recipe("smollm2-135m-lora-cpu")
 
 
+def test_the_study_templates_are_the_main_jobs_recipes_on_a_base():
+    """base-models.yaml's fine-tunes: regression-quick on Gemma is the main job's Gemma recipe (one
+    adapter), and the RAG template differs from it only by its shots and the room they need."""
+    template = load_recipe("regression-quick", base="hf:gemma-3-270m")
+    assert template.identity() == load_recipe("gemma-3-270m-regression-quick").identity()
+    rag = load_recipe("regression-quick-rag", base="hf:gemma-3-270m")
+    assert rag.shots.describe() == "2-shot nearest (tfidf)" and rag.max_length == 640
+    assert rag.identity() != template.identity()
+    assert load_recipe("regression-quick").base is None
+
+
 @pytest.mark.parametrize("bad, line, field, words", [
     ("  learning_rat: 1.0e-3\n", 6, "training.learning_rat", "did you mean 'learning_rate'"),
     ("method: qlorra\n", 9, "method", "did you mean 'qlora'"),
