@@ -30,7 +30,7 @@ from typing import Any, Iterator
 
 from harness.errors import InputError
 from harness.kinds import known_kind
-from harness.predictors.hf.fingerprint import weights_fingerprint
+from harness.fingerprint import weights_fingerprint
 from harness.predictors.base import ModelSpec, Predictor, Reply
 from harness.predictors.options import option, runtime
 from harness.prompts import Request
