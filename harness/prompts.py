@@ -87,8 +87,6 @@ def build_requests(task, items, style: str, *, reads_prompt: bool = True,
         raise ValueError(f"prompt style must be one of {STYLES}, got {style!r}")
     in_context = getattr(task, "in_context", None)
     if in_context is not None and in_context.active:
-        from harness.retrieval.render import in_context_requests
-
         return in_context_requests(task, items, style, in_context, reads_prompt=reads_prompt, progress=progress)
     if style == "base":
         originals = list(items)
@@ -96,3 +94,23 @@ def build_requests(task, items, style: str, *, reads_prompt: bool = True,
         return [Request(item, "base", prompt=render_base(task.base_template, cut))
                 for item, cut in zip(originals, shown)]
     return [Request(item, "chat", messages=tuple(render_chat(task.chat_template, item))) for item in items]
+
+
+def in_context_requests(task, items, style: str, ic, *, reads_prompt: bool = True, progress=None,
+                        refuse=None) -> list:
+    """build_requests for a task with in-context examples: the shots of each item (retrieval/select.py;
+    `refuse`: see choose_shots), rendered (retrieval/render.py); a base prompt cuts the shots' texts as
+    it cuts the asked item's (`prompts.truncate`)."""
+    from harness.retrieval.render import base_prompt, chat_messages
+    from harness.retrieval.select import Shot, choose_shots
+
+    chosen = choose_shots(task, items, ic, progress=progress, refuse=refuse)[0]
+    if style == "chat":
+        return [Request(item, "chat", shots=chosen[item.id],
+                        messages=tuple(chat_messages(task.chat_template, item, chosen[item.id], ic.format)))
+                for item in items]
+    pool = list(dict.fromkeys([*items, *(shot.item for item in items for shot in chosen[item.id])]))
+    cut = dict(zip(pool, truncate_items(task, pool) if reads_prompt else pool))
+    return [Request(item, "base", prompt=base_prompt(render_base, task.base_template, cut[item],
+                                                     [Shot(cut[s.item], s.score) for s in chosen[item.id]]),
+                    shots=chosen[item.id]) for item in items]

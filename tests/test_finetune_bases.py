@@ -154,7 +154,7 @@ def test_a_two_base_leaderboard_trains_each_base_once_and_a_second_suite_trains_
     pytest.importorskip("trl")
     import json
 
-    from harness.finetune.regression import read_head
+    from harness.predictors.hf.regression_head import read_head
     from harness.suite import run_suite
     from harness.suite.executors import LocalExecutor
     from tests.test_suite_finetune import _tiny_task

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from harness.errors import InputError
-from harness.finetune.regression import REGRESSION_FILE, read_head, to_prices
+from harness.predictors.hf.regression_head import REGRESSION_FILE, read_head, to_prices
 from harness.predictors import ModelSpec, make_predictor
 from harness.prompts import build_requests
 from harness.runs.runner import run

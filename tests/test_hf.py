@@ -62,7 +62,7 @@ def test_bad_targets_and_options_are_input_errors(tmp_path):
 
 
 def test_weights_fingerprint_sees_a_one_byte_change(tmp_path):
-    from harness.predictors.hf.predictor import weights_fingerprint
+    from harness.fingerprint import weights_fingerprint
 
     folder = tmp_path / "model"
     folder.mkdir()
@@ -80,7 +80,7 @@ def test_weights_fingerprint_sees_a_one_byte_change(tmp_path):
 
 @pytest.mark.slow
 def test_identity_and_defaults_of_the_two_models(task, smol_folder):
-    from harness.predictors.hf.predictor import weights_fingerprint
+    from harness.fingerprint import weights_fingerprint
 
     smol, gemma = (make_predictor(ModelSpec(f"hf:{a}")) for a in (SMOL, GEMMA))
     assert smol.identity(task)["weights"] != gemma.identity(task)["weights"]

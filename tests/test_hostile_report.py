@@ -27,7 +27,7 @@ import pytest
 
 import harness
 import harness.report.build as build
-import harness.exports.owned as owned
+import harness.owned as owned
 import harness.report.outdir as outdir
 from harness.errors import InputError
 from harness.predictors import register_backend

@@ -16,7 +16,7 @@ from harness.finetune.adapters import AdapterFolder
 from harness.finetune.shipping import install, pack, unpack
 from harness.suite import Job, load_leaderboard, run_suite
 from harness.suite.executors import LocalExecutor
-from harness.suite.ray_training import trains_remotely, training_resources
+from harness.suite.resources import trains_remotely, training_resources
 from harness.suite.training import TrainJob, after_training, checkpoint_jobs, training_jobs
 from tests._suite_support import register, write_leaderboard
 

@@ -26,7 +26,7 @@ import pytest
 from harness.errors import InputError
 from harness.suite import Job
 from harness.suite.executors import job_resources
-from harness.suite.ray_worker import ShippedTask
+from harness.suite.shipped import ShippedTask
 from harness.tasks import load_task
 from tests._suite_support import small_task, write_leaderboard
 

@@ -20,7 +20,17 @@ class ExportRuns(Verb):
     def execute(self, args) -> int:
         from harness.runs.bundles import export_runs
 
-        done = export_runs(args.runs, args.file, store=args.store, data_dir=args.data_dir)
+        refs, skipped = [], []
+        for ref in args.runs:
+            if ref.endswith((".yaml", ".yml")):
+                from harness.suite import stored_runs
+
+                found, missing = stored_runs(ref, store=args.store, data_dir=args.data_dir)
+                refs += found
+                skipped += missing
+            else:
+                refs.append(ref)
+        done = export_runs(refs, args.file, store=args.store, skipped=skipped)
         for line in done.skipped:
             print(f"pricebench: skipped (nothing stored): {line}", file=sys.stderr)
         partial = sum(state == "partial" for state in done.runs.values())

@@ -2,7 +2,7 @@
 
 raw.py reads and validates the raw JSONL (clean.py: the course's item rules), sample.py
 de-duplicates, balances by price and splits with a seed, card.py writes the data card. The
-folder OUT/NAME follows the owned-folder rule (harness.exports.owned): built in a temporary
+folder OUT/NAME follows the owned-folder rule (harness.owned): built in a temporary
 sibling, then its files replace an earlier curation's (its marker lists them); a file the user
 put there stays, one pricebench did not write is never overwritten, and a failure leaves
 nothing half-written.
@@ -23,7 +23,7 @@ from harness.curate.clean import Rules
 from harness.curate.raw import hub_raw_file, json_line, read_raw
 from harness.curate.sample import BUCKET_CAP, KEEP_FROM, balanced, deduplicate, split
 from harness.errors import InputError
-from harness.exports import owned
+from harness import owned
 from harness.jsonio import atomic_write
 from harness.yamlspec import SAFE_NAME
 

@@ -9,7 +9,7 @@ Runs are read only through the store's reader (`RunFolder.inspect`); a leaderboa
 from `report.collect.entries_from_leaderboard`, so the export holds exactly what its report ranks,
 and lists the jobs it leaves out (not run, partial, damaged, failed). Everything is built in
 memory before OUT is touched (a failure writes nothing), then written by the owned-folder rule
-(harness.exports.owned): a file pricebench did not write is never replaced (one where an export
+(harness.owned): a file pricebench did not write is never replaced (one where an export
 goes is an error naming it), a user's other files in OUT stay, and a non-empty OUT without the
 marker, a file or a link is refused.
 """
@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.exports import owned
+from harness import owned
 from harness.exports.eee_records import Exported, export_row
 from harness.errors import InputError
 from harness.jsonio import atomic_write, write_json_atomic

@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from harness.runs.environment import pricebench_version
+from harness.versions import pricebench_version
 from harness.runs.record import RunManifest
 from harness.scoring import METRICS, SCORING_VERSION
 

@@ -15,7 +15,7 @@ The chat prompt maps onto lm-eval's own chat fields: the system message is the t
 `gen_prefix`, which lm-eval continues (continue_final_message) under `--apply_chat_template`,
 as hf: does. Each is a column of the JSONL, named in the YAML.
 
-The folder follows the owned-folder rule (harness.exports.owned): its marker lists the files
+The folder follows the owned-folder rule (harness.owned): its marker lists the files
 exports wrote; each is written atomically, a file pricebench did not write (a user's own utils.py
 or task YAML) is never overwritten, and other tasks' exports in the folder stay.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from harness.errors import InputError
-from harness.exports import owned
+from harness import owned
 from harness.jsonio import atomic_write
 from harness.predictors.hf.predictor import DEFAULT_MAX_NEW_TOKENS
 from harness.prompts import build_requests

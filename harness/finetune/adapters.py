@@ -16,6 +16,7 @@ manifest says `complete` last.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -25,12 +26,12 @@ from pathlib import Path
 
 from harness.cache import cache_root, folder_lock
 from harness.errors import InputError, Interrupted
+from harness.finetune.layout import FINAL, MANIFEST, complete_checkpoints, last_checkpoint
 from harness.jsonio import read_json, write_json_atomic
 from harness.runs.store import run_id
 
 ADAPTERS_ENV = "PRICEBENCH_ADAPTERS"
 FORMAT = 1            # bump when training changes what the same recipe produces
-MANIFEST, FINAL = "manifest.json", "final"
 TRAINING_LIBRARIES = ("pricebench", "torch", "transformers", "trl", "peft", "accelerate", "bitsandbytes", "datasets")
 
 
@@ -55,6 +56,22 @@ def base_predictor(recipe):
 def adapter_identity(recipe, data, base_weights: str) -> dict:
     return {"format": FORMAT, "base": recipe.base, "base_weights": base_weights, "data": data.data_hash,
             "recipe": recipe.identity()}
+
+
+def training_task(task):
+    """The task as a training reads it: the train split is kept apart from the task's own evaluation
+    slice, whatever slice `task` was loaded with; its prompts are the task's own (a run's --shots is
+    not the recipe's `in_context`)."""
+    if task.eval_slice_override is None and task.in_context_override is None:
+        return task
+    return dataclasses.replace(task, eval_slice_override=None, in_context_override=None, _cache={})
+
+
+def locate_adapter(recipe, data, base_weights: str, adapters=None) -> tuple[dict, "AdapterFolder"]:
+    """The adapter's identity and its folder in the cache: the one place its id is computed
+    (training here, evaluating in predictor.py)."""
+    identity = adapter_identity(recipe, data, base_weights)
+    return identity, AdapterFolder(adapters_dir(adapters) / run_id(identity))
 
 
 class TrainingInterrupted(Interrupted):
@@ -103,8 +120,6 @@ class AdapterFolder:
     def checkpoint_steps(self) -> list[int]:
         """Steps of the complete checkpoints, in order (in checkpoints/; a regression training keeps its
         own in final/checkpoints/, its manifest says which)."""
-        from harness.finetune.train import complete_checkpoints
-
         inside = self.path / FINAL if (self.manifest() or {}).get("objective") == "regression" else self.path
         return [step for step, _ in complete_checkpoints(inside)]
 
@@ -148,25 +163,18 @@ class AdapterPlan:
 
 
 def plan_adapter(recipe, task, *, adapters=None, max_steps: int | None = None) -> AdapterPlan:
-    """The adapter `finetune` would train or find: its identity and folder (nothing is loaded or trained).
-    The train split is kept apart from the task's own evaluation slice, whatever slice `task` was loaded with;
-    its prompts are the task's own (a run's --shots is not the recipe's `in_context`)."""
-    import dataclasses
-
+    """The adapter `finetune` would train or find: its identity and folder (nothing is loaded or trained),
+    trained on `training_task(task)`."""
     from harness.finetune.data import build_data
 
     if recipe.base is None:
         raise InputError(f"recipe {recipe.name} is a template (it names no base): give --base hf:<model> "
                          f"(a leaderboard: finetune: {{recipe, bases}})", path=recipe.path, field="base")
-    if task.eval_slice_override is not None:
-        task = dataclasses.replace(task, eval_slice_override=None, _cache={})
-    if task.in_context_override is not None:
-        task = dataclasses.replace(task, in_context_override=None)
+    task = training_task(task)
     recipe = recipe.with_max_steps(max_steps)
     data = build_data(task, recipe)
     predictor = base_predictor(recipe)
-    identity = adapter_identity(recipe, data, predictor.identity(task)["weights"])
-    folder = AdapterFolder(adapters_dir(adapters) / run_id(identity))
+    identity, folder = locate_adapter(recipe, data, predictor.identity(task)["weights"], adapters)
     return AdapterPlan(recipe, task, data, predictor, identity, folder)
 
 
@@ -191,8 +199,6 @@ def finetune(recipe, task, *, adapters=None, max_steps: int | None = None, progr
         try:
             summary = _train(recipe, predictor, data, folder, resume=resume, progress=progress, callbacks=callbacks)
         except KeyboardInterrupt:
-            from harness.finetune.train import last_checkpoint
-
             checkpoint = last_checkpoint(folder.path)
             _end(folder, manifest, session, "interrupted")
             raise TrainingInterrupted(recipe.name, checkpoint.name if checkpoint else None, folder.path) from None
@@ -270,7 +276,7 @@ def _train_regression(recipe, predictor, data, out_dir: Path, *, resume, callbac
 
 
 def _versions() -> dict:
-    """Python's, pricebench's and the training libraries' versions (the one capture: harness.runs.environment)."""
-    from harness.runs.environment import library_versions
+    """Python's, pricebench's and the training libraries' versions (the one lookup: harness/versions.py)."""
+    from harness.versions import library_versions
 
     return library_versions(TRAINING_LIBRARIES, python=True)

@@ -90,7 +90,7 @@ def _pairs(task, items: list[Item], recipe, refuse=()) -> list[Pair]:
     random) train items as the evaluator's shots, chosen by the same code with the same guard: never the
     item itself, an evaluation item, a copy of either, nor an id in `refuse` (the validation items)."""
     if recipe.in_context:
-        from harness.retrieval.render import in_context_requests
+        from harness.prompts import in_context_requests
 
         requests = in_context_requests(task, items, "base", recipe.shots, refuse=set(refuse))
     else:

@@ -18,18 +18,19 @@ from __future__ import annotations
 import dataclasses
 
 from harness.errors import InputError
+from harness.finetune.layout import CHECKPOINTS, FINAL, last_checkpoint
 from harness.finetune.recipe import load_recipe
 from harness.predictors.base import ModelSpec
-from harness.finetune.regression import REGRESSION_FILE, read_head
 from harness.predictors.hf.predictor import HFPredictor
 from harness.predictors.hf.regression import HFRegressionPredictor
+from harness.predictors.hf.regression_head import REGRESSION_FILE, read_head
 from harness.predictors.options import option, runtime
 
 
 class FinetunePredictor(HFPredictor):
     objective = "causal_lm"
     reads = "base prompt"               # what its label says the price comes from
-    checkpoints = "checkpoints"         # where training saves them, inside the adapter folder
+    checkpoints = CHECKPOINTS           # where training saves them, inside the adapter folder
     prompts = (None, "base")
     prompt_advice = "the adapter was trained on the task's base prompt: --prompt base (or leave it out)"
     quant_advice = "the recipe decides the quantization (qlora: 4bit, else none): leave --quant out"
@@ -86,20 +87,19 @@ class FinetunePredictor(HFPredictor):
         evaluates must not overlap what it trained on."""
         key = (str(task.spec.path), str(task.data_dir), task.eval_slice, task.strict)
         if key not in self._located:
-            from harness.finetune.adapters import AdapterFolder, adapter_identity, adapters_dir
+            from harness.finetune.adapters import locate_adapter, training_task
             from harness.finetune.data import build_data, check_disjoint, training_items
-            from harness.runs.store import run_id
 
-            # the training data of `pricebench finetune`: the task's own slice and in-context default, not the run's
-            trained_on = dataclasses.replace(task, eval_slice_override=None, in_context_override=None, _cache={})
+            trained_on = training_task(task)
             train, validation = training_items(trained_on, self.recipe)
             check_disjoint(train + validation, task.eval_items(), what="the adapter's training data")
             base_weights = super().identity(task)["weights"]
-            aid = run_id(adapter_identity(self.recipe, build_data(trained_on, self.recipe), base_weights))
-            folder = AdapterFolder(adapters_dir(self.options.adapters) / aid)
+            _, folder = locate_adapter(self.recipe, build_data(trained_on, self.recipe), base_weights,
+                                       self.options.adapters)
             checkpoint = self.options.checkpoint
-            weights = folder.path / ("final" if checkpoint is None else f"{self.checkpoints}/checkpoint-{checkpoint}")
-            self._located[key] = {"id": aid, "folder": folder, "weights": weights, "checkpoint": checkpoint}
+            weights = folder.path / (FINAL if checkpoint is None else f"{self.checkpoints}/checkpoint-{checkpoint}")
+            self._located[key] = {"id": folder.adapter_id, "folder": folder, "weights": weights,
+                                  "checkpoint": checkpoint}
         return self._located[key]
 
     def identity(self, task) -> dict:
@@ -155,8 +155,6 @@ class FinetunePredictor(HFPredictor):
 
 def _complete_checkpoint(folder) -> bool:
     """A checkpoint can be evaluated while its training goes on, once transformers wrote its state (last)."""
-    from harness.finetune.train import last_checkpoint
-
     return last_checkpoint(folder.parent.parent, at_most=int(folder.name.removeprefix("checkpoint-"))) == folder
 
 
@@ -166,7 +164,7 @@ class FinetuneRegressionPredictor(FinetunePredictor, HFRegressionPredictor):
 
     objective = "regression"
     reads = "regression head"
-    checkpoints = "final/checkpoints"   # harness/finetune/regression.py trains inside final/
+    checkpoints = f"{FINAL}/{CHECKPOINTS}"   # harness/finetune/regression.py trains inside final/
 
     def _head_identity(self) -> dict:
         return {}                     # the adapter id (data, recipe, base weights) decides the head

@@ -151,7 +151,7 @@ def load_recipe(name_or_path, folder=None, *, base: str | None = None, overrides
         return validate(spec)
     from harness.finetune.variants import customize
 
-    return customize(spec, base, overrides)
+    return customize(spec, base, overrides, validate)
 
 
 # --- the schema --------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
+from harness.finetune.layout import CHECKPOINTS, FINAL, MANIFEST
 from harness.jsonio import read_json
 
 RESUME_ONLY = ("optimizer.pt", "scheduler.pt", "rng_state.pth", "scaler.pt")   # and rng_state_N.pth
@@ -64,18 +65,18 @@ def install(folder, data: bytes, session: dict | None = None) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     try:
         unpack(data, staging)
-        manifest = read_json(staging / "manifest.json")
+        manifest = read_json(staging / MANIFEST)
         if not isinstance(manifest, dict) or manifest.get("status") != "complete" \
-                or manifest.get("adapter_id") != folder.adapter_id or not (staging / "final").is_dir():
+                or manifest.get("adapter_id") != folder.adapter_id or not (staging / FINAL).is_dir():
             raise ValueError(f"the adapter sent back is not the finished adapter {folder.adapter_id}")
         folder.path.mkdir(parents=True, exist_ok=True)
-        if (staging / "checkpoints").is_dir():
-            old = folder.path / f".checkpoints.old-{os.getpid()}"
-            if (folder.path / "checkpoints").exists():
-                os.replace(folder.path / "checkpoints", old)
-            os.replace(staging / "checkpoints", folder.path / "checkpoints")
+        if (staging / CHECKPOINTS).is_dir():
+            old = folder.path / f".{CHECKPOINTS}.old-{os.getpid()}"
+            if (folder.path / CHECKPOINTS).exists():
+                os.replace(folder.path / CHECKPOINTS, old)
+            os.replace(staging / CHECKPOINTS, folder.path / CHECKPOINTS)
             shutil.rmtree(old, ignore_errors=True)
-        folder.publish_final(staging / "final")
+        folder.publish_final(staging / FINAL)
         if session and manifest.get("sessions"):
             manifest["sessions"][-1].update(session)
         folder.write_manifest(manifest)

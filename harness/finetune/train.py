@@ -16,8 +16,7 @@ import warnings
 from pathlib import Path
 
 from harness.errors import InputError
-
-CHECKPOINTS = "checkpoints"
+from harness.finetune.layout import CHECKPOINTS, last_checkpoint
 
 
 def resolve_device(name: str) -> str:
@@ -40,31 +39,6 @@ def cpu_threads(setting) -> int:
         return int(setting)
     cores = os.cpu_count() or 1
     return 1 if os.getloadavg()[0] >= cores else torch.get_num_threads()
-
-
-def complete_checkpoints(out_dir: Path, at_most: int | None = None) -> list[tuple[int, Path]]:
-    """The complete checkpoints (up to step `at_most`), in step order: transformers writes
-    `trainer_state.json` last, so a folder whose state file is missing or unreadable was cut by a
-    kill and is skipped."""
-    from harness.jsonio import read_json
-
-    folder = Path(out_dir) / CHECKPOINTS
-    found = []
-    for path in folder.glob("checkpoint-*") if folder.is_dir() else []:
-        step = path.name.removeprefix("checkpoint-")
-        if step.isdigit() and path.is_dir() and not path.is_symlink() and (at_most is None or int(step) <= at_most):
-            try:
-                read_json(path / "trainer_state.json")
-            except (OSError, ValueError, RecursionError):
-                continue
-            found.append((int(step), path))
-    return sorted(found)
-
-
-def last_checkpoint(out_dir: Path, at_most: int | None = None) -> Path | None:
-    """The newest complete checkpoint (up to step `at_most`); see complete_checkpoints."""
-    found = complete_checkpoints(out_dir, at_most)
-    return found[-1][1] if found else None
 
 
 def load_base(recipe, source: str, device: str):

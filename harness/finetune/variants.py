@@ -31,11 +31,9 @@ def check_names(overrides) -> None:
                          field=f"overrides.{unknown[0]}")
 
 
-def customize(spec: Spec, base: str | None, overrides: dict | None):
+def customize(spec: Spec, base: str | None, overrides: dict | None, validate):
     """The Recipe of `spec` with `base` (an hf: spec, replacing the file's base and its options) and
-    `overrides` written in, validated as the file is."""
-    from harness.finetune.recipe import validate
-
+    `overrides` written in, checked by `validate` (recipe.py's schema, passed in: recipe.py calls this)."""
     overrides = dict(overrides or {})
     check_names(overrides)
     changed = Spec(copy.deepcopy(dict(spec)))

@@ -17,7 +17,7 @@ from harness.predictors.options import Options, option, runtime
 BACKENDS: dict[str, str | Callable[[ModelSpec], Predictor]] = {
     "reference": "harness.predictors.reference",             # recorded runs (human, GPT-4o, ...)
     "baseline": "harness.predictors.baselines.predictor",    # sklearn / gensim, fitted per task
-    "hf": "harness.predictors.hf.predictor",                 # transformers (dtype, bnb 8/4-bit, GGUF, PEFT)
+    "hf": "harness.predictors.hf.backend",                   # transformers (dtype, bnb 8/4-bit, GGUF, PEFT)
     "vllm": "harness.predictors.vllm",                       # vLLM (own virtualenv)
     "openai": "harness.predictors.api.openai",               # OpenAI + any OpenAI-compatible base_url
     "anthropic": "harness.predictors.api.anthropic",         # Anthropic Messages API

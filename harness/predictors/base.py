@@ -28,8 +28,7 @@ class ModelSpec:
     """What to run: `backend:target`, quantization, prompt style and backend options.
 
     `runtime_options`: the option names that do not change the run identity, set by the
-    predictor that validated this spec (`predictor.spec`); None = look them up from the
-    backend's declaration.
+    predictor that validated this spec (`predictor.spec`); None = unknown (`identity` is then told).
     """
 
     name: str                       # e.g. "hf:HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -46,13 +45,13 @@ class ModelSpec:
     def target(self) -> str:
         return self.name.split(":", 1)[1] if ":" in self.name else ""
 
-    def identity(self) -> dict:
-        """The options as given minus the runtime ones (raw values: stored run ids never change)."""
-        skip = self.runtime_options
+    def identity(self, runtime_names: frozenset | None = None) -> dict:
+        """The options as given minus the runtime ones (raw values: stored run ids never change).
+        The runtime names are this spec's own (`predictor.spec`), else `runtime_names` (those of
+        the backend's Options class: the registry imports this module, so it cannot ask)."""
+        skip = self.runtime_options if self.runtime_options is not None else runtime_names
         if skip is None:
-            from harness.predictors import options_class   # the registry imports this module
-
-            skip = options_class(self.backend).runtime_names()
+            raise ValueError(f"{self.name}: which options are runtime ones is unknown; use predictor.spec")
         return {"name": self.name, "quant": self.quant, "prompt": self.prompt,
                 "options": {k: v for k, v in sorted(self.options.items()) if k not in skip}}
 

@@ -33,7 +33,7 @@ from typing import Any, Iterator, Literal
 
 from harness.errors import InputError
 from harness.kinds import known_kind
-from harness.predictors.hf.fingerprint import weights_fingerprint
+from harness.fingerprint import weights_fingerprint
 from harness.predictors.base import ModelSpec, Predictor, Reply
 from harness.predictors.numeric import (DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_TEMPERATURE, SAMPLED,
                                         refuse_stray_options, sampled_reply)

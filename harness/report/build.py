@@ -34,7 +34,7 @@ from harness.report.selection import base_selection
 from harness.report.tradeoffs import tradeoffs
 from harness.report.training import read_training
 from harness.report.svg import BIDI_CONTROLS, mae_bars, scatter
-from harness.runs.environment import pricebench_version
+from harness.versions import pricebench_version
 from harness.runs.record import RunManifest
 from harness.scoring import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, METRIC_BY_KEY, SCORING_VERSION
 

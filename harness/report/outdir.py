@@ -1,4 +1,4 @@
-"""The report's output folder (`--out`): pricebench's own, under the one rule of harness.exports.owned.
+"""The report's output folder (`--out`): pricebench's own, under the one rule of harness.owned.
 
 - It carries a marker file (`.pricebench-report`) listing the files the report wrote; a non-empty
   folder without it, a file or a symbolic link is refused, never emptied. A report from before
@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.exports import owned
+from harness import owned
 
 MARKER = ".pricebench-report"
 # What a report written before the marker existed holds (it may be replaced, nothing else).

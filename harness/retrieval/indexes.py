@@ -56,7 +56,7 @@ def index_identity(train_hash: str, retriever: str) -> dict:
     elif retriever == "bm25":
         ident["params"] = BM25
     else:
-        from harness.predictors.hf.fingerprint import weights_fingerprint
+        from harness.fingerprint import weights_fingerprint
 
         ident.update(model=EMBEDDING_MODEL, weights=weights_fingerprint(embedding_model_folder()), normalize=True)
     return ident

@@ -49,23 +49,3 @@ def chat_messages(template: dict, asked: Item, shots, shot_format: str = "messag
     if prefix:
         messages.append({"role": "assistant", "content": prefix})
     return messages
-
-
-def in_context_requests(task, items, style: str, ic, *, reads_prompt: bool = True, progress=None,
-                        refuse=None) -> list:
-    """prompts.build_requests for a task with in-context examples: the shots of each item (select.py;
-    `refuse`: see choose_shots), rendered; a base prompt cuts the shots' texts as it cuts the asked
-    item's (`prompts.truncate`)."""
-    from harness.prompts import Request, render_base, truncate_items
-    from harness.retrieval.select import Shot, choose_shots
-
-    chosen = choose_shots(task, items, ic, progress=progress, refuse=refuse)[0]
-    if style == "chat":
-        return [Request(item, "chat", shots=chosen[item.id],
-                        messages=tuple(chat_messages(task.chat_template, item, chosen[item.id], ic.format)))
-                for item in items]
-    pool = list(dict.fromkeys([*items, *(shot.item for item in items for shot in chosen[item.id])]))
-    cut = dict(zip(pool, truncate_items(task, pool) if reads_prompt else pool))
-    return [Request(item, "base", prompt=base_prompt(render_base, task.base_template, cut[item],
-                                                     [Shot(cut[s.item], s.score) for s in chosen[item.id]]),
-                    shots=chosen[item.id]) for item in items]

@@ -1,17 +1,15 @@
-"""Where a run or a training ran: library versions and hardware, captured by one function.
-
-Every record pricebench writes that names library versions (a run manifest, an adapter manifest,
-a predictor's environment, a bundle, a report, an EEE export) takes them from `library_versions`,
-so a version is looked up one way everywhere and a missing library is simply left out.
+"""Where a run or a training ran: library versions (harness/versions.py) and hardware, captured
+by one function.
 """
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import platform
 import sys
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from harness.versions import library_versions
 
 # Modules a run records the version of when they are loaded (a backend that did not import one did not use it).
 TRACKED_PACKAGES = ("numpy", "pandas", "torch", "transformers", "peft", "bitsandbytes", "accelerate", "vllm",
@@ -26,21 +24,6 @@ class Environment(BaseModel):
 
     versions: dict[str, str] = Field(default_factory=dict)
     hardware: dict[str, object] = Field(default_factory=dict)
-
-
-def library_versions(dists, *, python: bool = False) -> dict[str, str]:
-    """{distribution: installed version} of `dists` (absent ones left out), led by Python's if asked."""
-    versions = {"python": platform.python_version()} if python else {}
-    for dist in dists:
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return versions
-
-
-def pricebench_version(default: str = "dev") -> str:
-    return library_versions(["pricebench"]).get("pricebench", default)
 
 
 def hardware() -> dict:

@@ -79,7 +79,7 @@ def run(task, model: str, *, quant: str = "none", prompt: str | None = None, opt
 def run_identity(task: Task, spec: ModelSpec, predictor) -> tuple[dict, str]:
     """The identity of a run and its id (its store folder's name), without running anything."""
     check_reader(task.in_context, predictor)
-    identity = {"task": task.identity(), "model": spec.identity(), "predictor": predictor.identity(task),
+    identity = {"task": task.identity(), "model": spec.identity(predictor.Options.runtime_names()), "predictor": predictor.identity(task),
                 "prompt_style": predictor.prompt_style, "scoring": SCORING_VERSION}
     return identity, run_id(identity)
 

@@ -14,7 +14,8 @@ from harness.suite.training import (TrainJob, after_training, board_with_checkpo
                                    with_checkpoints)
 
 __all__ = ["Job", "JobStatus", "Leaderboard", "SuiteResult", "TrainJob", "execute_job", "format_outcome",
-           "board_with_checkpoints", "job_status", "load_leaderboard", "run_suite", "select", "with_checkpoints"]
+           "board_with_checkpoints", "job_status", "load_leaderboard", "run_suite", "select", "stored_runs",
+           "with_checkpoints"]
 
 
 @dataclass
@@ -60,6 +61,25 @@ def run_suite(board: Leaderboard, *, executor=None, data_dir=None, store=None, o
         outcomes.append((job, outcome))
         echo(format_outcome(job, outcome, len(outcomes), total))
     return SuiteResult(outcomes, list(trained.items()))
+
+
+def stored_runs(path, *, store, data_dir=None) -> tuple[list[str], list[str]]:
+    """The run ids a leaderboard's jobs (checkpoint jobs included) have in `store` (complete, partial,
+    failed or damaged: a damaged one is refused by name where it is read), and a line for each job
+    with nothing stored. For `export runs LEADERBOARD.yaml`: the suite says which runs a leaderboard
+    holds; runs/ never asks it."""
+    from harness.runs.store import RunStore
+
+    board, cache = board_with_checkpoints(load_leaderboard(path), data_dir=data_dir), {}
+    RunStore(store).check_readable()    # a store named but absent is an error, never "nothing to export"
+    found, skipped = [], []
+    for job in board.jobs:
+        status = job_status(job, data_dir=data_dir, store=store, task_cache=cache)
+        if status.state in ("cached", "failed", "partial", "damaged"):
+            found.append(status.run_id)
+        else:
+            skipped.append(f"{job.describe()}: {status.state}")
+    return found, skipped
 
 
 def format_outcome(job: Job, outcome: dict, number: int, total: int) -> str:

@@ -12,7 +12,8 @@ from typing import Iterator
 from harness.errors import InputError
 from harness.progress import job_progress
 from harness.suite.jobs import execute_job
-from harness.suite.ray_executor import RayExecutor, job_resources
+from harness.suite.ray_executor import RayExecutor
+from harness.suite.resources import job_resources
 from harness.suite.training import execute_training
 
 __all__ = ["LocalExecutor", "RayExecutor", "job_resources", "make_executor"]

@@ -41,7 +41,7 @@ def job_task(job: Job, data_dir, cache: dict | None = None):
 
 def job_status(job: Job, *, data_dir=None, store=None, task_cache: dict | None = None) -> JobStatus:
     """Where a job stands, computed from its identity alone: nothing is fitted, loaded or run."""
-    from harness.predictors import ModelSpec, make_predictor
+    from harness.predictors import make_predictor
     from harness.retrieval.config import task_for
     from harness.runs.runner import run_identity
     from harness.runs.store import RunStore
@@ -49,8 +49,7 @@ def job_status(job: Job, *, data_dir=None, store=None, task_cache: dict | None =
     task_cache = {} if task_cache is None else task_cache
     try:
         task = job_task(job, data_dir, task_cache)
-        spec = ModelSpec(name=job.model, quant=job.quant, prompt=job.prompt, options=job.options_dict)
-        predictor = make_predictor(spec)
+        predictor = make_predictor(job.model_spec)
         task = task_for(task, predictor)
         try:
             published = getattr(predictor, "published", None)

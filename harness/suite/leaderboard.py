@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.predictors.base import QUANTS
+from harness.predictors.base import QUANTS, ModelSpec
 from harness.prompts import STYLES
 from harness.suite.finetune_spec import checkpoints as checkpoints_of
 from harness.suite.finetune_spec import is_finetune, resolve_finetune
@@ -42,6 +42,11 @@ class Job:
     @property
     def options_dict(self) -> dict:
         return {k: json.loads(v) for k, v in self.options}
+
+    @property
+    def model_spec(self) -> ModelSpec:
+        """The model spec as given (validated, and scrubbed for storing, by the predictor it builds)."""
+        return ModelSpec(name=self.model, quant=self.quant, prompt=self.prompt, options=self.options_dict)
 
     @property
     def in_context_dict(self) -> dict:

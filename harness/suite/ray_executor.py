@@ -20,37 +20,14 @@ from typing import Iterator
 
 from harness.errors import InputError
 from harness.suite.jobs import execute_job
-from harness.suite.ray_worker import JobWorker, ShippedTask
+from harness.suite.ray_training import Trainer, on_a_worker
+from harness.suite.ray_worker import JobWorker
+from harness.suite.resources import job_resources
+from harness.suite.shipped import ShippedTask, ship_adapter
 
 
 class WorkerLost(RuntimeError):
     """The Ray worker (its process or its node) running a job died: the job is run again."""
-
-
-def job_resources(job) -> dict:
-    """Ray resources of a job (actor options): its spec's `resources` (`custom` ones as Ray's
-    `resources`), else 1 CPU, plus 1 GPU when its backend says these options need one
-    (`Predictor.needs_gpu`: hf and vllm with device=cuda...)."""
-    from harness.predictors import predictor_class
-
-    resources = {"num_cpus": 1, "num_gpus": 0}
-    try:
-        cls = predictor_class(job.model.split(":", 1)[0])
-    except InputError:          # a missing extra: the job itself will say so
-        cls = None
-    if cls is not None and cls.needs_gpu(job.options_dict):
-        resources["num_gpus"] = 1
-    return with_asked(resources, job.resources)
-
-
-def with_asked(resources: dict, asked: tuple) -> dict:
-    """`resources` overridden by what a leaderboard entry asks (`custom` ones as Ray's `resources`)."""
-    asked = dict(asked)
-    custom = dict(asked.pop("custom", ()))
-    resources = {**resources, **asked}
-    if custom:
-        resources["resources"] = custom
-    return resources
 
 
 class RemotePredictor:
@@ -59,12 +36,12 @@ class RemotePredictor:
     in a JobWorker actor, which prepares it and streams its replies."""
 
     def __init__(self, local, job, executor: "RayExecutor"):
-        from harness.predictors import BACKENDS, ModelSpec
+        from harness.predictors import BACKENDS
 
         self.local, self.job, self.executor = local, job, executor
         self.batch_size, self.kind = local.batch_size, local.kind
         # the spec as given (a scrubbed URL would not connect) and the registry entry that builds it
-        self.given = ModelSpec(name=job.model, quant=job.quant, prompt=job.prompt, options=job.options_dict)
+        self.given = job.model_spec
         self.backend = BACKENDS.get(self.given.backend)
         self.actor, self.prepared, self.reported = None, None, None
         self.lost, self.streaming = False, False
@@ -95,8 +72,6 @@ class RemotePredictor:
             if self.executor.stopping:
                 raise KeyboardInterrupt
             self.actor = self.executor.actor_class.options(**job_resources(self.job)).remote()
-        from harness.suite.ray_training import ship_adapter
-
         adapter = ship_adapter(self.local, task)        # a finetune: job's adapter, from the driver's cache
         self.prepared = self._get(self.actor.prepare.remote(self.given, self.backend, self.executor.ship(task),
                                                             adapter and self.executor.ray.put(adapter)))
@@ -235,7 +210,6 @@ class RayExecutor:
         the others here, one after another with their progress, meanwhile (ray_training.py). Ctrl-C
         cancels the Ray tasks; a training here keeps its checkpoints, as `pricebench finetune` does."""
         from harness.progress import job_progress
-        from harness.suite.ray_training import Trainer, on_a_worker
         from harness.suite.training import execute_training
 
         if not trainings:

@@ -1,7 +1,7 @@
 """Fine-tunes under the Ray executor: where a training runs, and the adapter travelling as bytes.
 
-A training asks Ray for what its evaluation asks: the entry's `resources`, else 1 CPU, plus 1
-GPU when the recipe trains on CUDA (`device: cuda` or `cuda:N`). A training that asks for no GPU
+A training asks Ray for what its evaluation asks (resources.py): the entry's `resources`, else 1
+CPU, plus 1 GPU when the recipe trains on CUDA (`device: cuda` or `cuda:N`). A training that asks for no GPU
 and no custom resource runs on the driver, one at a time and showing its progress, as recorded
 runs do: it writes the driver's adapter cache directly and resumes there (Ctrl-C keeps its
 checkpoints). One that does runs as a Ray task (max_retries 0; cancelled on Ctrl-C) on a node
@@ -14,25 +14,15 @@ one line; a rerun starts again from the driver's partial folder).
 
 Evaluating a fine-tune on a worker: the driver locates the adapter (its id needs the train
 split, which only the driver reads) and ships the folder the job evaluates (final/ or one
-checkpoint, without resume-only state); the worker's `finetune:` predictor loads it from there.
+checkpoint, without resume-only state; shipped.py); the worker's `finetune:` predictor loads it from there.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from harness.finetune.shipping import pack
-
-
-def training_resources(train) -> dict:
-    """Ray resources of a training: the entry's `resources`, else 1 CPU, plus 1 GPU for a CUDA recipe."""
-    from harness.suite.ray_executor import with_asked
-
-    device = train.load_recipe().device
-    return with_asked({"num_cpus": 1, "num_gpus": 1 if device.startswith("cuda") else 0}, train.resources)
-
-
-def trains_remotely(resources: dict) -> bool:
-    return resources.get("num_gpus", 0) > 0 or bool(resources.get("resources"))
+from harness.suite.resources import training_resources, trains_remotely
+from harness.suite.shipped import ShippedTask
 
 
 def on_a_worker(train) -> bool:
@@ -90,7 +80,6 @@ class Trainer:
 
     def _train_remotely(self, plan) -> None:
         from harness.finetune.shipping import install
-        from harness.suite.ray_worker import ShippedTask
 
         ray, folder = self.executor.ray, plan.folder
         plan.task.eval_items(), plan.task.train_items()         # loaded here: they travel with the task
@@ -109,42 +98,3 @@ class Trainer:
         install(folder, data, session={"ray_worker": where})
 
 
-def ship_adapter(predictor, task) -> dict | None:
-    """What a worker needs to evaluate a `finetune:` job: the adapter id, the checkpoint and the folder it
-    loads (relative to the adapter folder) as tar bytes, and a recipe given as a path (the worker may not
-    see the driver's files); None for any other predictor or a missing adapter."""
-    if predictor.spec.backend != "finetune":
-        return None
-    located = predictor.locate(task)
-    root, weights = located["folder"].path, located["weights"]
-    if not weights.is_dir():
-        return None                     # the worker's predictor says what is missing
-    relative = weights.relative_to(root)
-    recipe = predictor.recipe.path if predictor.spec.target.endswith((".yaml", ".yml")) else None
-    return {"id": located["id"], "checkpoint": located["checkpoint"], "weights": str(relative),
-            "tar": pack(root, ["manifest.json", str(relative)]),
-            "recipe": {"name": Path(recipe).name, "text": Path(recipe).read_text(encoding="utf-8")} if recipe else None}
-
-
-def spec_on_worker(spec, shipped: dict, into: Path):
-    """The job's spec on the worker: a recipe path replaced by the copy the driver sent."""
-    import dataclasses
-
-    if not shipped.get("recipe"):
-        return spec
-    path = Path(into) / "recipe" / Path(shipped["recipe"]["name"]).name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(shipped["recipe"]["text"], encoding="utf-8")
-    return dataclasses.replace(spec, name=f"finetune:{path}")
-
-
-def use_shipped_adapter(predictor, shipped: dict, into: Path) -> None:
-    """On the worker: unpack the adapter under `into` and make the predictor load it from there (its
-    `locate` answers with the driver's adapter id; the worker has no train split to recompute it)."""
-    from harness.finetune.adapters import AdapterFolder
-    from harness.finetune.shipping import unpack
-
-    folder = AdapterFolder(unpack(shipped["tar"], Path(into) / shipped["id"]))
-    located = {"id": shipped["id"], "folder": folder, "weights": folder.path / shipped["weights"],
-               "checkpoint": shipped["checkpoint"]}
-    predictor.locate = lambda _task: located

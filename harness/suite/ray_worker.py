@@ -11,36 +11,7 @@ import socket
 import time
 from pathlib import Path
 
-from harness.errors import InputError
-from harness.tasks import Task
-
-
-class ShippedTask(Task):
-    """A task as the driver loaded it: its items (and its train split, when the run's identity
-    read it) travel with it; nothing is read from a data folder on the worker."""
-
-    @classmethod
-    def of(cls, task: Task) -> "ShippedTask":
-        shipped = cls(spec=task.spec, data_dir=task.data_dir, eval_slice_override=task.eval_slice_override,
-                      strict=task.strict, in_context_override=task.in_context_override, _cache=dict(task._cache))
-        for name in ("eval_hash", "train_hash"):        # computed on the driver: keep them
-            if name in vars(task):
-                vars(shipped)[name] = vars(task)[name]
-        return shipped
-
-    def _test_items(self):
-        return self._cache["test"]
-
-    def train_items(self):
-        if "train" not in self._cache:
-            raise InputError(f"task {self.name}: its train split was not sent to the Ray worker (the driver "
-                             "sends it when the run's identity reads it, as a predictor that trains must: "
-                             "put task.train_hash in Predictor.identity)", field="train")
-        return self._cache["train"]
-
-    @property
-    def references_path(self):
-        return None
+from harness.suite.shipped import ShippedTask, spec_on_worker, use_shipped_adapter
 
 
 class JobWorker:
@@ -63,8 +34,6 @@ class JobWorker:
         t0 = time.perf_counter()
         register_backend(spec.backend, backend)
         if adapter is not None:
-            from harness.suite.ray_training import spec_on_worker, use_shipped_adapter
-
             self.adapter_dir = tempfile.TemporaryDirectory(prefix="pricebench-adapter-")
             spec = spec_on_worker(spec, adapter, Path(self.adapter_dir.name))
         self.predictor = make_predictor(spec)

@@ -35,9 +35,9 @@ from typing import Iterator, Literal
 from harness.errors import InputError
 from harness.kinds import known_kind
 from harness.predictors.hf.checks import check_batch_invariance, check_prefix
+from harness.fingerprint import weights_fingerprint
 from harness.predictors.hf.decoding import decode_alone, resolve_target, topk_weighted
 from harness.predictors.hf.expected import DEFAULT_BEAM
-from harness.predictors.hf.fingerprint import weights_fingerprint
 from harness.predictors.hf.hardware import fast_dtype_name
 from harness.predictors.hf.loading import load_model
 from harness.predictors.hf.onednn_linear import KERNELS
@@ -47,7 +47,7 @@ from harness.predictors.numeric import (DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_T
                                         SAMPLED, refuse_stray_options)
 from harness.predictors.options import option, runtime
 from harness.prompts import Request
-from harness.runs.environment import library_versions
+from harness.versions import library_versions
 
 DEFAULT_MAX_NEW_TOKENS = 6
 # Measured on 2 cores (docs/open-models.md, "Speed"): fp32 prefill is fastest at 1,500-5,000 padded
@@ -371,20 +371,3 @@ def parameter_count(model) -> int:
         return int(model.num_parameters())
     except (AttributeError, TypeError):
         return int(sum(p.numel() for p in model.parameters()))
-
-
-def create(spec: ModelSpec) -> Predictor:
-    """An adapter folder with a regression head (`harness.finetune.regression`) makes a regressor."""
-    adapter = (spec.options or {}).get("adapter")
-    if isinstance(adapter, str) and adapter and Path(adapter).expanduser().is_dir():
-        from harness.finetune.regression import read_head
-
-        head = read_head(adapter)
-        if head is not None:
-            from harness.predictors.hf.regression import HFRegressionPredictor
-
-            return HFRegressionPredictor(spec, head)
-    return HFPredictor(spec)
-
-
-PREDICTOR = HFPredictor

@@ -2,7 +2,7 @@
 
 An adapter folder trained with `objective: regression` (harness/finetune/regression.py) holds a
 LoRA on the backbone, a one-output head and `regression.json` (how to read the head in dollars).
-`hf:`'s `create` sees that file and builds this predictor: the same weights, options, batching,
+`hf:`'s `create` (backend.py) sees that file and builds this predictor: the same weights, options, batching,
 run identity (weights + adapter fingerprints) and reports as hf:, but each batch is one
 forward pass of the prompt through the sequence-classification model, right-padded and cut to
 the length it was trained with, and the reply is the price (`parsed`, never a guess of 0).
@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.finetune.regression import load_backbone, load_tokenizer, to_prices
 from harness.predictors.base import ModelSpec, Reply
-from harness.predictors.hf.fingerprint import weights_fingerprint
+from harness.fingerprint import weights_fingerprint
 from harness.predictors.hf.loading import quantization_config
 from harness.predictors.hf.onednn_linear import route_linear_to_onednn
 from harness.predictors.hf.predictor import HFPredictor
+from harness.predictors.hf.regression_head import load_backbone, load_tokenizer, to_prices
 
 
 class HFRegressionPredictor(HFPredictor):

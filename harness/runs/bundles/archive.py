@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 
 from harness.errors import InputError
 from harness.jsonio import MAX_LINE_BYTES, atomic_file, loads, too_long
-from harness.runs.environment import pricebench_version
+from harness.versions import pricebench_version
 from harness.runs.store import METRICS, MANIFEST, PREDICTIONS
 
 FORMAT, FORMAT_VERSION = "pricebench-runs", 1

@@ -1,9 +1,10 @@
-"""`pricebench export-runs RUN... FILE`: runs of a store (by id, or every run a leaderboard holds) -> one bundle.
+"""`pricebench export runs RUN... FILE`: runs of a store, by id -> one bundle (the CLI turns a
+leaderboard into the ids of its runs with harness.suite.stored_runs).
 
 Each run's files are read under the run folder's lock (a run being written is exported as it is
 when its writer lets go), checked as an import will check them, and written with the bundle
 manifest in one atomic step. FILE may replace only a bundle pricebench wrote (the owned-output
-rule, harness.exports.owned.check_file): any other existing file, a folder or a symbolic link is
+rule, harness.owned.check_file): any other existing file, a folder or a symbolic link is
 refused and left as it was. A run file is read with its size capped (a bundle member's limit).
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.exports import owned
+from harness import owned
 from harness.jsonio import read_capped
 from harness.runs.bundles.archive import MAX_MEMBER_BYTES, RUN_FILES, is_bundle, write_bundle
 from harness.runs.bundles.importer import waiting
@@ -32,20 +33,6 @@ def _check_target(out: Path) -> None:
     owned.check_file(out, is_bundle, what="a bundle", field="FILE")
 
 
-def _leaderboard_runs(path: str, store: RunStore, data_dir, skipped: list[str]) -> list[RunFolder]:
-    from harness.suite import board_with_checkpoints, job_status, load_leaderboard
-
-    board, cache, folders = board_with_checkpoints(load_leaderboard(path), data_dir=data_dir), {}, []
-    store.check_readable()              # a store named but absent is an error, never "nothing to export"
-    for job in board.jobs:
-        status = job_status(job, data_dir=data_dir, store=store.root, task_cache=cache)
-        if status.state in ("cached", "failed", "partial", "damaged"):
-            folders.append(store.folder(status.run_id))     # a damaged one is refused below, by name
-        else:
-            skipped.append(f"{job.describe()}: {status.state}")
-    return folders
-
-
 def _run_files(folder: RunFolder) -> dict[str, bytes]:
     """The run's files as they are on disk (a torn last line left out), read under the folder's lock."""
     files = {}
@@ -60,16 +47,16 @@ def _run_files(folder: RunFolder) -> dict[str, bytes]:
     return files
 
 
-def export_runs(refs: list[str], out, *, store=None, data_dir=None) -> Exported:
-    """Write the runs named by `refs` (run ids or unique prefixes, or leaderboard YAML files) to `out`."""
-    out, store = Path(out), RunStore(store)
+def export_runs(refs: list[str], out, *, store=None, skipped=()) -> Exported:
+    """Write the runs named by `refs` (run ids or unique prefixes) to `out`; `skipped`: what the caller
+    left out (a leaderboard's jobs with nothing stored), said in the error when nothing is left."""
+    out, store, skipped = Path(out), RunStore(store), list(skipped)
     _check_target(out)
-    skipped: list[str] = []
+    store.check_readable()              # a store named but absent is an error, never "nothing to export"
     folders: dict[str, RunFolder] = {}
     for ref in refs:
-        found = _leaderboard_runs(ref, store, data_dir, skipped) if ref.endswith((".yaml", ".yml")) \
-            else [store.find(ref)]
-        folders.update((f.run_id, f) for f in found)
+        found = store.find(ref)
+        folders[found.run_id] = found
     if not folders:
         raise InputError("nothing to export: no run of these in the store" + (f" ({'; '.join(skipped[:3])})"
                          if skipped else ""), path=store.root, field="--store")

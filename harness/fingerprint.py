@@ -1,4 +1,5 @@
-"""A cheap, stable identity for model weights, so a run's id changes when its weights change.
+"""A cheap, stable identity for model weights, so a run's id changes when its weights change
+(hf:, vllm:, a regression adapter's base, the retrieval embedding model).
 
 Hashing gigabytes on every run would cost more than many runs; the size plus the first and
 last MiB of each weight file, and the full text of its config files, catch any real change.
