@@ -1,9 +1,21 @@
 """What hf: checks before trusting a shortcut with its replies: that batching (left padding) and
 reusing a shared prompt prefix give exactly the replies of one prompt at a time, in full. Each
-check falls back to the plain way when it fails, and says so in the run's info."""
+check falls back to the plain way when it fails, and says so in the run's info.
+
+The batching check's replies are kept in the cache (<cache>/checks/<key>.json), keyed by all
+they are a function of: the model's identity (weights, adapter, dtype, decoding...), its class,
+the probe prompts, the device, kernels and threads, the library versions and the CPU. The same
+check asked again (the next job of a suite on the same model and prompts, a resumed run) reads
+them instead of generating again."""
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
+
+from harness.cache import cache_root
+from harness.errors import InputError
+from harness.jsonio import loads, read_capped, write_json_atomic
 
 
 def check_batch_invariance(predictor, task, probes: int = 3) -> str:
@@ -22,15 +34,57 @@ def check_batch_invariance(predictor, task, probes: int = 3) -> str:
     texts = sorted((predictor.render(r) for r in requests), key=len)
     picks = list(dict.fromkeys([texts[0], texts[len(texts) // 2], texts[-1]]))[:probes]
     style = requests[0].style
-    alone = [predictor._generate([text], style)[0].raw for text in picks]
-    together = [reply.raw for reply in predictor._generate(picks, style)]
+    path = cache_root() / "checks" / f"{_probe_key(predictor, task, style, picks)}.json"
+    kept = _read_probe(path, len(picks))
+    if kept is None:
+        alone = [predictor._generate([text], style)[0].raw for text in picks]
+        together = [reply.raw for reply in predictor._generate(picks, style)]
+        predictor._info.update(generate_s=0.0, items=0, prompt_tokens=0, completion_tokens=0)   # probes: not the run
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(path, {"alone": alone, "together": together})
+        except OSError:
+            pass                                        # a cache that cannot be written: check again next time
+    else:
+        alone, together = kept
     predictor._probe = (style, picks, together)       # check_prefix reuses these plain replies
-    predictor._info.update(generate_s=0.0, items=0, prompt_tokens=0, completion_tokens=0)   # probes are not the run
     if alone == together:
-        return f"checked at load ({len(picks)} prompts alone vs one padded batch: identical)"
+        how = "" if kept is None else "; the same check's replies, kept in the cache"
+        return f"checked at load ({len(picks)} prompts alone vs one padded batch: identical{how})"
     predictor.batch_size = 1
     warnings.warn("replies changed with the batch on this machine: generating one prompt at a time")
     return "check failed at load: batching off (batch_size 1)"
+
+
+def _probe_key(predictor, task, style: str, picks: list[str]) -> str:
+    """A hash of everything the probe's replies are a function of (see the module's docstring)."""
+    import platform
+
+    import torch
+
+    from harness.predictors.hf.hardware import cpu_flags
+    from harness.versions import library_versions
+
+    material = {"class": type(predictor).__qualname__, "identity": predictor.identity(task), "style": style,
+                "picks": picks, "device": predictor.device, "quant": predictor.spec.quant,
+                "kernel": predictor._info.get("linear_kernel"), "threads": torch.get_num_threads(),
+                "versions": library_versions(("torch", "transformers", "peft", "bitsandbytes", "pricebench")),
+                "cpu": [platform.machine(), platform.processor(), sorted(cpu_flags())]}
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _read_probe(path, count: int):
+    """(alone, together) replies kept by an earlier check, or None (absent or not in the expected shape)."""
+    try:
+        kept = loads(read_capped(path, cap=1 << 20).decode("utf-8"))
+    except (OSError, ValueError, RecursionError, InputError):
+        return None
+    if not isinstance(kept, dict):
+        return None
+    alone, together = kept.get("alone"), kept.get("together")
+    if not all(isinstance(x, list) and len(x) == count and all(isinstance(r, str) for r in x) for x in (alone, together)):
+        return None
+    return alone, together
 
 
 def check_prefix(predictor, prefix, style: str, texts: list[str]):
