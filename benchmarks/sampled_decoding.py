@@ -29,30 +29,26 @@ SAMPLES = 8
 
 
 def per_copy(model, tokenizer, encoded, texts, max_new_tokens):
+    """The way before: generate(num_return_sequences) runs the prompt through the model per sample."""
     import torch
+
+    from harness.predictors.numeric import sampled_reply
 
     drawn = []
     for enc, text in zip(encoded, texts):
         torch.manual_seed(decoding.prompt_seed(0, text))
         out = model.generate(**enc, do_sample=True, num_return_sequences=SAMPLES, temperature=1.0, top_k=0,
                              top_p=1.0, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
-        drawn.append(tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+        samples = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        drawn.append(sampled_reply(samples, "median").raw)
     return drawn
 
 
 def once(model, tokenizer, encoded, texts, max_new_tokens):
-    import torch
-
-    drawn = []
-    for enc, text in zip(encoded, texts):
-        ids = enc["input_ids"].repeat(SAMPLES, 1)
-        cache = decoding.shared_prompt_cache(model, enc["input_ids"], SAMPLES)
-        torch.manual_seed(decoding.prompt_seed(0, text))
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), past_key_values=cache,
-                             do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=max_new_tokens,
-                             pad_token_id=tokenizer.pad_token_id)
-        drawn.append(tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True))
-    return drawn
+    """hf:'s way now: decoding.sample_prices itself."""
+    replies, _ = decoding.sample_prices(model, tokenizer, encoded, texts, how="median", samples=SAMPLES,
+                                        temperature=1.0, seed=0, max_new_tokens=max_new_tokens)
+    return [reply.raw for reply in replies]
 
 
 def main() -> None:
