@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ci: beside-the-venv
 # Debian's chromium for the report's Playwright tests (`playwright install` cannot download here).
 set -euo pipefail
 if [ ! -x /usr/bin/chromium ]; then

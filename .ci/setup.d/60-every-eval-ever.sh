@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ci: beside-the-venv
 # every-eval-ever (the shared eval-results schema and its validator) for the export-eee tests.
 # It lives in its own virtualenv (.venv-eee), out of pricebench's dependencies: the package
 # declares Python >= 3.12 and pulls numpy >= 2.4.1 (no 3.11 wheel), yet its validator runs on
