@@ -40,6 +40,13 @@ def data_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def baseline_fit_cache(tmp_path_factory) -> Path:
+    """One fitted-baseline cache for the whole session (the tests' PRICEBENCH_CACHE where they fit
+    baselines): a baseline fits once on a task however many test modules run it (word2vec: 20 s)."""
+    return tmp_path_factory.mktemp("pricebench-cache")
+
+
 @pytest.fixture
 def store(tmp_path) -> Path:
     return tmp_path / "runs"

@@ -27,12 +27,12 @@ LEARNED = sorted(set(RECIPES) - {"constant-mean"})
 
 
 @pytest.fixture(scope="module", autouse=True)
-def fitted_cache(tmp_path_factory):
-    """A fitted-model cache of our own, shared by the module's tests (each model fits once)."""
+def fitted_cache(baseline_fit_cache):
+    """The session's fitted-model cache, not the user's (each model fits once; test_eee_export
+    reuses the fits)."""
     with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("pricebench-cache")
-        mp.setenv("PRICEBENCH_CACHE", str(path))
-        yield path
+        mp.setenv("PRICEBENCH_CACHE", str(baseline_fit_cache))
+        yield baseline_fit_cache
 
 
 def small_task_file(folder, data_dir, train_slice="250:2000") -> str:

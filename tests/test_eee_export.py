@@ -213,26 +213,37 @@ def test_model_ids_are_hub_style_and_safe_path_components(model, options, expect
 
 
 @pytest.mark.slow
-def test_course_leaderboard_reference_and_baseline_jobs_export_and_validate(tmp_path, capsys, data_dir):
+def test_course_leaderboard_reference_and_baseline_jobs_export_and_validate(tmp_path, capsys, data_dir,
+                                                                             baseline_fit_cache, monkeypatch):
     """The issue's acceptance, minus the model jobs (minutes of CPU; listed as not exported): the course
-    leaderboard's recorded and baseline runs, and its published rows, pass the package's validator."""
-    store, out = tmp_path / "runs", tmp_path / "eee"
-    code, _, err = cli(capsys, "--store", store, "--data-dir", data_dir, "suite", str(REPO / "leaderboards" /
-                       "course.yaml"), "--only", "reference:*", "--only", "baseline:*", "--no-report")
-    assert code == 0, err
-    code, stdout, err = cli(capsys, "--store", store, "--data-dir", data_dir, "export-eee",
-                            REPO / "leaderboards" / "course.yaml", out)
-    assert code == 0, err
-    not_exported = [line for line in stdout.splitlines() if line.startswith("not exported: ")]
+    leaderboard's recorded runs, each of its baselines (on amazon8: the other tasks' baseline runs are
+    the same records on other items; they stay to-run, listed as not exported), and its published rows
+    pass the package's validator. The baselines come from the session's fitted cache (test_baselines)."""
     from harness.suite import load_leaderboard
 
-    open_jobs = [j for j in load_leaderboard(REPO / "leaderboards" / "course.yaml").jobs
-                 if j.model.startswith(("hf:", "finetune:"))]
-    assert len(not_exported) == len(open_jobs) == 8
-    assert all(": to-run" in line and (" hf:" in line or " finetune:" in line) for line in not_exported)
+    board = REPO / "leaderboards" / "course.yaml"
+    store, out = tmp_path / "runs", tmp_path / "eee"
+    code, _, err = cli(capsys, "--store", store, "--data-dir", data_dir, "suite", str(board),
+                       "--only", "reference:*", "--no-report")
+    assert code == 0, err
+    jobs = load_leaderboard(board).jobs
+    baselines = [j for j in jobs if j.model.startswith("baseline:")]
+    with monkeypatch.context() as fitted_here:        # only the fits: the models stay in the user's cache
+        fitted_here.setenv("PRICEBENCH_CACHE", str(baseline_fit_cache))
+        for job in baselines:
+            if job.task == "amazon8":
+                run(job.task, job.model, data_dir=data_dir, store=store, progress=False)
+    code, stdout, err = cli(capsys, "--store", store, "--data-dir", data_dir, "export-eee", board, out)
+    assert code == 0, err
+    not_exported = sorted(line for line in stdout.splitlines() if line.startswith("not exported: "))
+    open_jobs = [j for j in jobs if j.model.startswith(("hf:", "finetune:"))]
+    others = [j for j in baselines if j.task != "amazon8"]
+    assert len(open_jobs) == 8 and len(others) == 18 and len(not_exported) == len(open_jobs) + len(others)
+    assert all(": to-run" in line and any(f" {kind}:" in line for kind in ("hf", "finetune", "baseline"))
+               for line in not_exported)
     reports = validate(out)
     runs = sum(1 for r in reports if r["file_type"] == "instance")
-    assert runs == 18 + 27                       # 16 + 1 + 1 recorded runs, 9 baselines on 3 tasks
+    assert runs == 18 + 9                        # 16 + 1 + 1 recorded runs, 9 baselines on amazon8
     assert sum(1 for r in reports if r["file_type"] == "aggregate") > runs      # and the 2025 published rows
 
 
