@@ -7,6 +7,7 @@ transformers generate on the same prompt: proof that the predictor sends the tas
 from __future__ import annotations
 
 import importlib.util
+import re
 import secrets
 from pathlib import Path
 
@@ -136,3 +137,42 @@ def test_missing_key_is_a_clear_error(task, store, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(InputError, match="OPENAI_API_KEY"):
         run(task, "openai:gpt-4o-mini", store=store, progress=False)
+
+
+@pytest.mark.slow
+def test_sampled_decoding_against_a_server_that_ignores_n_fails_each_item_saying_so(server, smollm2, task, store,
+                                                                                     api_key):
+    """transformers serve answers one choice whatever `n` asks: no median of one sample."""
+    options = {**_options(server), "decoding": "median", "samples": 4}
+    result = run(task, f"openai:{smollm2}", prompt="base", options=options, store=store, progress=False)
+    assert result.df["failure"].str.contains("asked for n=4 samples, the server answered 1: it ignores n").all()
+    assert result.manifest["status"] == "failed" and result.manifest["info"]["retries"] == 0
+
+
+def test_sampled_decoding_enters_the_run_id_only_when_asked(task):
+    from harness.runs.runner import run_identity
+
+    def run_id(**options):
+        predictor = make_predictor(ModelSpec("openai:gpt-4o-mini", options=options))
+        return run_identity(task, predictor.spec, predictor)[1]
+
+    greedy = make_predictor(ModelSpec("openai:gpt-4o-mini"))
+    assert greedy.identity(task) == {} and "n" not in greedy._params()
+    ids = [run_id(), run_id(decoding="median"), run_id(decoding="mean"), run_id(decoding="median", seed=1),
+           run_id(decoding="median", samples=4), run_id(decoding="median", temperature=0.5)]
+    assert len(set(ids)) == len(ids)
+    median = make_predictor(ModelSpec("openai:gpt-4o-mini", options={"decoding": "median", "samples": 5}))
+    assert median._params() == {"model": "gpt-4o-mini", "max_tokens": 8, "temperature": 1.0, "seed": 0, "n": 5}
+    assert median.identity(task) == {"decoding": "median", "n": 5, "temperature": 1.0, "seed": 0}
+
+
+@pytest.mark.parametrize("options, field, words", [
+    ({"samples": 4}, "samples", "samples is for decoding=median or mean (decoding is greedy)"),
+    ({"decoding": "median", "temperature": 0}, "temperature", "temperature must be above 0"),
+    ({"decoding": "beam"}, "decoding", "one of greedy, median, mean, got 'beam'"),
+    ({"decoding": "median", "samples": 0}, "samples", "an integer >= 1 and <= 128, got 0"),
+])
+def test_bad_sampling_options_name_their_field(options, field, words):
+    with pytest.raises(InputError, match=re.escape(words)) as caught:
+        make_predictor(ModelSpec("openai:gpt-4o-mini", options=options))
+    assert field in str(caught.value)

@@ -109,8 +109,8 @@ def retry_after(error: Exception, cap: float = 60.0) -> float:
 class ApiPredictor(Predictor):
     """Base for openai / anthropic: subclasses implement `_client()` and `_ask(client, request)`.
 
-    `_ask` returns (text, prompt_tokens, completion_tokens) or raises; `_classify` says whether
-    an exception is worth retrying.
+    `_ask` returns (text, prompt_tokens, completion_tokens) or raises (text: what `_reply` turns
+    into the item's reply); `_classify` says whether an exception is worth retrying.
     """
 
     provider = "api"
@@ -215,6 +215,10 @@ class ApiPredictor(Predictor):
     def _ask(self, client, request: Request) -> tuple[str, int, int]:
         raise NotImplementedError
 
+    def _reply(self, text, usage: dict) -> Reply:
+        """The reply to one answered request (a subclass may decide one price from several samples)."""
+        return Reply(raw=text, usage=usage)
+
     sdk = None   # the provider's SDK module: openai and anthropic share these exception names
 
     def _classify(self, error: Exception) -> str | None:
@@ -245,7 +249,9 @@ class ApiPredictor(Predictor):
                 cost = cost_usd(self.price, prompt_tokens, completion_tokens)
                 if cost is not None:
                     usage["cost_usd"] = cost
-                return Reply(raw=text, usage=usage, latency_s=round(time.perf_counter() - started, 4))
+                reply = self._reply(text, usage)
+                reply.latency_s = round(time.perf_counter() - started, 4)
+                return reply
             except Exception as error:   # noqa: BLE001 - every failure becomes a per-item record
                 kind = "malformed" if isinstance(error, MalformedReply) else self._classify(error)
                 if kind is None or attempt >= self.max_retries:

@@ -1,10 +1,11 @@
-"""A local OpenAI-compatible server (`transformers serve`) on 127.0.0.1, started and stopped by PID.
-
-The openai: predictor's tests and the concurrency benchmark both need one; it serves a
-safetensors folder (not a GGUF) and needs `pip install 'transformers[serving]'`.
+"""A local OpenAI-compatible server on 127.0.0.1, started and stopped by PID: `transformers serve`
+(needs `pip install 'transformers[serving]'`) or vLLM's (in its own virtualenv; unlike transformers
+serve it honours `n`, which sampled decoding asks for). Both serve a safetensors folder, not a GGUF.
+The openai: predictor's tests and the concurrency benchmark need one.
 """
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -25,9 +26,29 @@ def transformers_serve(folder, extra_args=(), log_path=None, ready_timeout: floa
     """Yield the base_url (`http://127.0.0.1:PORT/v1`) of a healthy server; stop it on exit."""
     port = free_port()
     cli = Path(sys.executable).with_name("transformers")
+    command = [str(cli), "serve", str(folder), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
+               *extra_args]
+    with _serve("transformers serve", command, port, None, log_path, ready_timeout) as url:
+        yield url
+
+
+@contextmanager
+def vllm_serve(folder, python, extra_args=(), log_path=None, ready_timeout: float = 300, kv_cache_gib: int = 1):
+    """vLLM's OpenAI-compatible server (it honours `n` and `seed`), run by `python` (a vLLM
+    virtualenv's, e.g. .venv-vllm/bin/python); yield its base_url, stop it on exit."""
+    port = free_port()
+    command = [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder),
+               "--host", "127.0.0.1", "--port", str(port), *extra_args]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}      # its own virtualenv only
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
+    with _serve("vllm serve", command, port, env, log_path, ready_timeout) as url:
+        yield url
+
+
+@contextmanager
+def _serve(name: str, command: list[str], port: int, env, log_path, ready_timeout: float):
     out = open(log_path, "w") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen([str(cli), "serve", str(folder), "--host", "127.0.0.1", "--port", str(port),
-                             "--device", "cpu", *extra_args], stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
 
     def log_tail() -> str:
         return Path(log_path).read_text()[-2000:] if log_path else "(no log kept)"
@@ -42,9 +63,9 @@ def transformers_serve(folder, extra_args=(), log_path=None, ready_timeout: floa
             except OSError:
                 pass
             if proc.poll() is not None:
-                raise RuntimeError(f"transformers serve exited: {log_tail()}")
+                raise RuntimeError(f"{name} exited: {log_tail()}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"transformers serve not healthy after {ready_timeout:.0f} s: {log_tail()}")
+                raise RuntimeError(f"{name} not healthy after {ready_timeout:.0f} s: {log_tail()}")
             time.sleep(0.5)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
