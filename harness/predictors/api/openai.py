@@ -13,9 +13,9 @@ such a run fails with that said, rather than a median of one.
 """
 from __future__ import annotations
 
-import openai
-
 from typing import Literal
+
+import openai
 
 from harness.errors import InputError
 from harness.predictors.api.common import ApiPredictor, FatalRequest, MalformedReply
@@ -72,10 +72,10 @@ class OpenAIPredictor(ApiPredictor):
     def _ask(self, client, request: Request) -> tuple[str | list[str], int, int]:
         if request.style == "chat":
             response = client.chat.completions.create(messages=[dict(m) for m in request.messages], **self._params())
-            texts = [getattr(choice.message, "content", None) for choice in response.choices or []]
+            texts = [getattr(choice.message, "content", None) for choice in _in_order(response)]
         else:
             response = client.completions.create(prompt=request.prompt, **self._params())
-            texts = [choice.text for choice in response.choices or []]
+            texts = [choice.text for choice in _in_order(response)]
         if not texts or not all(isinstance(text, str) for text in texts):
             raise MalformedReply(f"no text in reply: {str(response)[:200]}")
         usage = getattr(response, "usage", None)
@@ -89,6 +89,11 @@ class OpenAIPredictor(ApiPredictor):
 
     def _reply(self, text, usage: dict) -> Reply:
         return sampled_reply(text, self.decoding, usage) if self.decoding in SAMPLED else super()._reply(text, usage)
+
+
+def _in_order(response) -> list:
+    """The reply's choices by their index (the order the samples are stored in)."""
+    return sorted(response.choices or [], key=lambda choice: getattr(choice, "index", 0) or 0)
 
 
 def create(spec: ModelSpec) -> OpenAIPredictor:
