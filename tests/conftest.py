@@ -47,6 +47,13 @@ def baseline_fit_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("pricebench-cache")
 
 
+@pytest.fixture(scope="session")
+def smollm2() -> str:
+    """The folder of the converted SmolLM2-135M-Instruct test model (the servers' and vLLM's tests)."""
+    from harness.predictors.hf.testmodels import model_folder
+    return str(model_folder("smollm2-135m-instruct"))
+
+
 @pytest.fixture
 def store(tmp_path) -> Path:
     return tmp_path / "runs"

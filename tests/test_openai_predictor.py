@@ -24,12 +24,6 @@ MAX_TOKENS = 8
 
 
 @pytest.fixture(scope="module")
-def smollm2() -> str:
-    from harness.predictors.hf.testmodels import model_folder
-    return str(model_folder("smollm2-135m-instruct"))
-
-
-@pytest.fixture(scope="module")
 def server(smollm2, tmp_path_factory):
     """`transformers serve` on a free 127.0.0.1 port; its base_url. Stopped by PID."""
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:

@@ -20,12 +20,6 @@ SAMPLES = 4
 
 
 @pytest.fixture(scope="module")
-def smollm2() -> str:
-    from harness.predictors.hf.testmodels import model_folder
-    return str(model_folder("smollm2-135m-instruct"))
-
-
-@pytest.fixture(scope="module")
 def vllm_python(smollm2) -> str:
     try:
         return make_predictor(ModelSpec(f"vllm:{smollm2}")).worker_python()

@@ -30,12 +30,6 @@ def _vllm_or_skip(spec: ModelSpec) -> VLLMPredictor:
 
 
 @pytest.fixture(scope="module")
-def smollm2() -> str:
-    from harness.predictors.hf.testmodels import model_folder
-    return str(model_folder("smollm2-135m-instruct"))
-
-
-@pytest.fixture(scope="module")
 def task(data_dir):
     return load_task("amazon8", data_dir=data_dir, eval_slice=f"0:{N_ITEMS}")
 

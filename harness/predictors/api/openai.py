@@ -83,8 +83,9 @@ class OpenAIPredictor(ApiPredictor):
         if self.decoding not in SAMPLED:
             return texts[0], *tokens
         if len(texts) != self.options.samples:
+            why = "it ignores n" if len(texts) < self.options.samples else "it does not honour n"
             raise FatalRequest(f"asked for n={self.options.samples} samples, the server answered {len(texts)}: "
-                               f"it ignores n, so decoding={self.decoding} cannot run against it")
+                               f"{why}, so decoding={self.decoding} cannot run against it")
         return texts, *tokens
 
     def _reply(self, text, usage: dict) -> Reply:
